@@ -1,0 +1,2 @@
+export * from "./ca.js";
+export * from "./fake-workload-api.js";
