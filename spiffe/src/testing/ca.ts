@@ -1,12 +1,18 @@
-import type { X509Certificate } from "node:crypto";
-import type { X509Bundle } from "../bundle.js";
-import type { X509Svid } from "../x509svid.js";
+import "reflect-metadata";
+import { webcrypto, X509Certificate } from "node:crypto";
+import * as x509 from "@peculiar/x509";
+import { X509Bundle } from "../bundle.js";
+import { TrustDomain } from "../spiffeid.js";
+import { X509Svid } from "../x509svid.js";
 
 /** Test-only certificate authority: makes SVIDs, including deliberately broken ones. */
+
+x509.cryptoProvider.set(webcrypto as unknown as webcrypto.Crypto);
 
 export type KeyAlgorithm = "ec-p256" | "rsa-2048";
 
 export interface IssueOptions {
+  /** Default: the issuing CA's own algorithm. */
   keyAlgorithm?: KeyAlgorithm;
   notBefore?: Date;
   notAfter?: Date;
@@ -15,8 +21,23 @@ export interface IssueOptions {
   dnsNames?: string[];
   /** basicConstraints cA (default false). */
   isCa?: boolean;
-  /** keyUsage bits; default digitalSignature only (as SPIRE issues). */
+  /**
+   * keyUsage bits; default digitalSignature only (as SPIRE issues). With every bit false
+   * the keyUsage extension is left out altogether.
+   */
   keyUsage?: { digitalSignature?: boolean; keyCertSign?: boolean; cRLSign?: boolean };
+}
+
+/** Knobs for intermediates, so broken intermediates can be tested too. */
+export interface IntermediateOptions {
+  /** Default: the parent's algorithm. */
+  keyAlgorithm?: KeyAlgorithm;
+  notBefore?: Date;
+  notAfter?: Date;
+  /** basicConstraints cA (default true). */
+  isCa?: boolean;
+  /** basicConstraints pathLenConstraint (default: none). */
+  pathLength?: number;
 }
 
 export interface IssuedSvid {
@@ -30,34 +51,213 @@ export interface IssuedSvid {
   svid(): X509Svid;
 }
 
+const MINUTE_MS = 60_000;
+const HOUR_MS = 60 * MINUTE_MS;
+const DAY_MS = 24 * HOUR_MS;
+
+function keyGenParams(
+  algorithm: KeyAlgorithm,
+): webcrypto.EcKeyGenParams | webcrypto.RsaHashedKeyGenParams {
+  if (algorithm === "ec-p256") return { name: "ECDSA", namedCurve: "P-256" };
+  return {
+    name: "RSASSA-PKCS1-v1_5",
+    modulusLength: 2048,
+    publicExponent: new Uint8Array([1, 0, 1]),
+    hash: "SHA-256",
+  };
+}
+
+/** The signature algorithm follows the signer's key, not the subject's. */
+function signingAlgorithm(algorithm: KeyAlgorithm): webcrypto.Algorithm | webcrypto.EcdsaParams {
+  if (algorithm === "ec-p256") return { name: "ECDSA", hash: "SHA-256" } as webcrypto.EcdsaParams;
+  return { name: "RSASSA-PKCS1-v1_5" };
+}
+
+async function generateKeys(algorithm: KeyAlgorithm): Promise<webcrypto.CryptoKeyPair> {
+  return (await webcrypto.subtle.generateKey(keyGenParams(algorithm), true, [
+    "sign",
+    "verify",
+  ])) as webcrypto.CryptoKeyPair;
+}
+
+// RSA-2048 generation takes a few hundred milliseconds on a busy machine, so every RSA
+// leaf in the process shares one key pair. That is harmless for chain tests; CA keys are
+// always fresh, since a CA sharing another CA's key would let one vouch for the other.
+/** Numbers intermediates so that every one has its own subject name. */
+let intermediateCount = 0;
+
+let sharedRsaLeafKeys: Promise<webcrypto.CryptoKeyPair> | undefined;
+
+function leafKeys(algorithm: KeyAlgorithm): Promise<webcrypto.CryptoKeyPair> {
+  if (algorithm === "ec-p256") return generateKeys(algorithm);
+  sharedRsaLeafKeys ??= generateKeys(algorithm);
+  return sharedRsaLeafKeys;
+}
+
+function toNode(cert: x509.X509Certificate): X509Certificate {
+  return new X509Certificate(Buffer.from(cert.rawData));
+}
+
+function keyUsageFlags(usage: IssueOptions["keyUsage"]): number {
+  const wanted = usage ?? { digitalSignature: true };
+  let flags = 0;
+  if (wanted.digitalSignature) flags |= x509.KeyUsageFlags.digitalSignature;
+  if (wanted.keyCertSign) flags |= x509.KeyUsageFlags.keyCertSign;
+  if (wanted.cRLSign) flags |= x509.KeyUsageFlags.cRLSign;
+  return flags;
+}
+
 export class TestCa {
-  /** A self-signed root for `trustDomain` (e.g. "broker.org"). */
-  static async create(_trustDomain: string, _keyAlgorithm?: KeyAlgorithm): Promise<TestCa> {
-    throw new Error("TODO");
+  readonly trustDomain: string;
+  readonly keyAlgorithm: KeyAlgorithm;
+  private readonly keys: webcrypto.CryptoKeyPair;
+  private readonly ownCert: x509.X509Certificate;
+  private readonly nodeCert: X509Certificate;
+  /** This CA's certificate and its parents' up to, not including, the root. */
+  private readonly intermediates: X509Certificate[];
+  private readonly root: X509Certificate;
+
+  private constructor(
+    trustDomain: string,
+    keyAlgorithm: KeyAlgorithm,
+    keys: webcrypto.CryptoKeyPair,
+    cert: x509.X509Certificate,
+    parent: TestCa | undefined,
+  ) {
+    this.trustDomain = trustDomain;
+    this.keyAlgorithm = keyAlgorithm;
+    this.keys = keys;
+    this.ownCert = cert;
+    this.nodeCert = toNode(cert);
+    this.intermediates = parent ? [this.nodeCert, ...parent.intermediates] : [];
+    this.root = parent ? parent.root : this.nodeCert;
+  }
+
+  /**
+   * A self-signed root for `trustDomain` (e.g. "broker.org"), shaped like SPIRE's: URI SAN
+   * spiffe://<trust domain>, cA true, keyCertSign + cRLSign. Two roots made for the same
+   * trust domain have the same subject name but different keys (handy for forgery tests).
+   */
+  static async create(
+    trustDomain: string,
+    keyAlgorithm: KeyAlgorithm = "ec-p256",
+  ): Promise<TestCa> {
+    const keys = await generateKeys(keyAlgorithm);
+    const now = Date.now();
+    const cert = await x509.X509CertificateGenerator.createSelfSigned({
+      name: `CN=${trustDomain} root,O=TestCa`,
+      keys,
+      notBefore: new Date(now - MINUTE_MS),
+      notAfter: new Date(now + DAY_MS),
+      signingAlgorithm: signingAlgorithm(keyAlgorithm),
+      extensions: [
+        new x509.BasicConstraintsExtension(true, undefined, true),
+        new x509.KeyUsagesExtension(
+          x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign,
+          true,
+        ),
+        new x509.SubjectAlternativeNameExtension([
+          { type: "url", value: `spiffe://${trustDomain}` },
+        ]),
+        await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
+      ],
+    });
+    return new TestCa(trustDomain, keyAlgorithm, keys, cert, undefined);
   }
 
   /** This CA's own certificate. */
   get certificate(): X509Certificate {
-    throw new Error("TODO");
+    return this.nodeCert;
+  }
+
+  /** The root at the top of this CA's chain (itself for a root). */
+  get rootCertificate(): X509Certificate {
+    return this.root;
   }
 
   /** Root certificate(s) as the trust domain's bundle. */
   bundle(): X509Bundle {
-    throw new Error("TODO");
+    return new X509Bundle(TrustDomain.parse(this.trustDomain), [this.root]);
   }
 
   /** Concatenated DER of the bundle, as the Workload API sends it. */
   bundleDer(): Buffer {
-    throw new Error("TODO");
+    return Buffer.from(this.root.raw);
   }
 
   /** An intermediate CA signed by this one; its SVIDs carry it in their chain. */
-  async createIntermediate(): Promise<TestCa> {
-    throw new Error("TODO");
+  async createIntermediate(options: IntermediateOptions = {}): Promise<TestCa> {
+    const keyAlgorithm = options.keyAlgorithm ?? this.keyAlgorithm;
+    const keys = await generateKeys(keyAlgorithm);
+    const now = Date.now();
+    intermediateCount += 1;
+    const isCa = options.isCa ?? true;
+    const cert = await x509.X509CertificateGenerator.create({
+      subject: `CN=${this.trustDomain} intermediate ${intermediateCount},O=TestCa`,
+      issuer: this.ownCert.subject,
+      publicKey: keys.publicKey,
+      signingKey: this.keys.privateKey,
+      notBefore: options.notBefore ?? new Date(now - MINUTE_MS),
+      notAfter: options.notAfter ?? new Date(now + DAY_MS),
+      signingAlgorithm: signingAlgorithm(this.keyAlgorithm),
+      extensions: [
+        new x509.BasicConstraintsExtension(isCa, isCa ? options.pathLength : undefined, true),
+        new x509.KeyUsagesExtension(
+          isCa
+            ? x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign
+            : x509.KeyUsageFlags.digitalSignature,
+          true,
+        ),
+        new x509.SubjectAlternativeNameExtension([
+          { type: "url", value: `spiffe://${this.trustDomain}` },
+        ]),
+        await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
+        await x509.AuthorityKeyIdentifierExtension.create(this.keys.publicKey),
+      ],
+    });
+    return new TestCa(this.trustDomain, keyAlgorithm, keys, cert, this);
   }
 
   /** Issues an SVID for `spiffeId` (a string, so invalid IDs can be tested too). */
-  async issue(_spiffeId: string, _options?: IssueOptions): Promise<IssuedSvid> {
-    throw new Error("TODO");
+  async issue(spiffeId: string, options: IssueOptions = {}): Promise<IssuedSvid> {
+    const keyAlgorithm = options.keyAlgorithm ?? this.keyAlgorithm;
+    const keys = await leafKeys(keyAlgorithm);
+    const now = Date.now();
+    const names: x509.JsonGeneralNames = [
+      ...(options.uris ?? [spiffeId]).map((value) => ({ type: "url" as const, value })),
+      ...(options.dnsNames ?? []).map((value) => ({ type: "dns" as const, value })),
+    ];
+    const extensions: x509.Extension[] = [
+      new x509.BasicConstraintsExtension(options.isCa ?? false, undefined, true),
+      new x509.ExtendedKeyUsageExtension(
+        [x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth],
+        false,
+      ),
+      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
+      await x509.AuthorityKeyIdentifierExtension.create(this.keys.publicKey),
+    ];
+    const flags = keyUsageFlags(options.keyUsage);
+    if (flags !== 0) extensions.push(new x509.KeyUsagesExtension(flags, true));
+    // An empty SAN extension is invalid DER-wise, so "no URI SAN" leaves it out entirely.
+    if (names.length > 0) extensions.push(new x509.SubjectAlternativeNameExtension(names, false));
+    const cert = await x509.X509CertificateGenerator.create({
+      subject: "CN=svid,O=TestCa",
+      issuer: this.ownCert.subject,
+      publicKey: keys.publicKey,
+      signingKey: this.keys.privateKey,
+      notBefore: options.notBefore ?? new Date(now - MINUTE_MS),
+      notAfter: options.notAfter ?? new Date(now + HOUR_MS),
+      signingAlgorithm: signingAlgorithm(this.keyAlgorithm),
+      extensions,
+    });
+    const certificates = [toNode(cert), ...this.intermediates];
+    const chainDer = Buffer.concat(certificates.map((c) => c.raw));
+    const keyDer = Buffer.from(await webcrypto.subtle.exportKey("pkcs8", keys.privateKey));
+    return {
+      certificates,
+      chainDer,
+      keyDer,
+      svid: () => X509Svid.fromDer(chainDer, keyDer),
+    };
   }
 }
