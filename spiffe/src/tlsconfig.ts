@@ -1,11 +1,22 @@
-import type { IncomingMessage, RequestListener } from "node:http";
-import type { Server as HttpsServer } from "node:https";
-import type { TLSSocket, Server as TlsServer } from "node:tls";
-import type { Agent, buildConnector } from "undici";
+import { IncomingMessage, type RequestListener } from "node:http";
+import { createServer as createHttpsServer, type Server as HttpsServer } from "node:https";
+import {
+  createServer as createTlsServer,
+  type TLSSocket,
+  type Server as TlsServer,
+} from "node:tls";
+import { Agent, type buildConnector } from "undici";
 import type { Authorizer } from "./authorize.js";
 import type { X509BundleSource } from "./bundle.js";
 import type { SpiffeId } from "./spiffeid.js";
+import { openMtlsSocket } from "./tls/client.js";
+import { MtlsError } from "./tls/errors.js";
+import { recordedPeerId } from "./tls/peer.js";
+import { guardServer, mtlsServerOptions } from "./tls/server.js";
+import { clientContexts } from "./tls/svid-context.js";
 import type { X509SvidSource } from "./x509svid.js";
+
+export { MtlsError, type MtlsErrorCode } from "./tls/errors.js";
 
 /** What both sides of SPIFFE mTLS need: our SVID, the peers' bundles, and who may connect. */
 export interface MtlsConfig {
@@ -15,7 +26,11 @@ export interface MtlsConfig {
 }
 
 export interface MtlsServerConfig extends MtlsConfig {
-  /** Called for each peer refused (verification or authorization), before it is dropped. */
+  /**
+   * Called for each connection refused, after it has been dropped: the peer failed
+   * verification (VerificationError, or MtlsError "no-peer-certificate") or authorization
+   * (AuthorizationError), or we had no SVID to present (MtlsError "no-svid").
+   */
   onPeerRejected?: (error: Error, remoteAddress: string | undefined) => void;
   /** Called for each peer accepted. */
   onPeerAccepted?: (peerId: SpiffeId, socket: TLSSocket) => void;
@@ -24,6 +39,8 @@ export interface MtlsServerConfig extends MtlsConfig {
 export interface MtlsClientConfig extends MtlsConfig {
   /** Called with the server's ID each time a new connection authenticates it. */
   onPeerVerified?: (peerId: SpiffeId) => void;
+  /** Time allowed for TCP connect + handshake + authentication (default 10 000 ms). */
+  connectTimeoutMs?: number;
 }
 
 /**
@@ -34,39 +51,85 @@ export interface MtlsClientConfig extends MtlsConfig {
  * a change of trust.
  */
 export function createMtlsHttpsServer(
-  _config: MtlsServerConfig,
-  _requestListener?: RequestListener,
+  config: MtlsServerConfig,
+  requestListener?: RequestListener,
 ): HttpsServer {
-  throw new Error("TODO");
+  const server = createHttpsServer(mtlsServerOptions(), requestListener);
+  guardServer(server, config);
+  return server;
 }
 
-/** The same for a raw TLS server. */
+/** The same for a raw TLS server; the listener only sees authenticated peers. */
 export function createMtlsTlsServer(
-  _config: MtlsServerConfig,
-  _secureConnectionListener?: (socket: TLSSocket) => void,
+  config: MtlsServerConfig,
+  secureConnectionListener?: (socket: TLSSocket) => void,
 ): TlsServer {
-  throw new Error("TODO");
+  const server = createTlsServer(mtlsServerOptions(), secureConnectionListener);
+  guardServer(server, config);
+  return server;
 }
 
-/** The authenticated peer's SPIFFE ID on a connection accepted by the helpers above. */
-export function peerIdOf(_socketOrRequest: TLSSocket | IncomingMessage): SpiffeId | undefined {
-  throw new Error("TODO");
+/**
+ * The authenticated peer's SPIFFE ID on a connection made or accepted by the helpers
+ * here (a server's socket or request, or a client socket from connectMtls).
+ */
+export function peerIdOf(socketOrRequest: TLSSocket | IncomingMessage): SpiffeId | undefined {
+  const socket =
+    socketOrRequest instanceof IncomingMessage ? socketOrRequest.socket : socketOrRequest;
+  return recordedPeerId(socket);
 }
 
-/** A connector for undici (`new Agent({ connect })`) doing SPIFFE mTLS. */
-export function mtlsConnector(_config: MtlsClientConfig): buildConnector.connector {
-  throw new Error("TODO");
+/**
+ * A connector for undici (`new Agent({ connect })`) doing SPIFFE mTLS. Each new
+ * connection presents the SVID current at that moment; the request fails with the
+ * VerificationError, AuthorizationError or MtlsError that refused the server.
+ */
+export function mtlsConnector(config: MtlsClientConfig): buildConnector.connector {
+  const contexts = clientContexts();
+  return (options, callback) => {
+    if (options.protocol !== "https:") {
+      callback(
+        new MtlsError(
+          "unsupported-protocol",
+          `SPIFFE mTLS needs an https: URL, got ${options.protocol}//${options.hostname}`,
+        ),
+        null,
+      );
+      return;
+    }
+    const socket = openMtlsSocket(
+      config,
+      contexts,
+      {
+        host: options.hostname,
+        port: Number(options.port) || 443,
+        servername: options.servername,
+        localAddress: options.localAddress ?? undefined,
+        socket: options.httpSocket,
+        ALPNProtocols: ["http/1.1"],
+        keepErrorListener: true,
+      },
+      callback,
+    );
+    // Like undici's own connector: TCP keep-alive and no Nagle delay on its sockets.
+    socket?.setKeepAlive(true, 60_000).setNoDelay(true);
+  };
 }
 
 /** An undici Agent whose connections are SPIFFE mTLS; keeps them alive and reuses them. */
-export function createMtlsAgent(_config: MtlsClientConfig, _options?: Agent.Options): Agent {
-  throw new Error("TODO");
+export function createMtlsAgent(config: MtlsClientConfig, options?: Agent.Options): Agent {
+  return new Agent({ ...options, connect: mtlsConnector(config) });
 }
 
 /** A single SPIFFE mTLS client connection; resolves once the server is authenticated. */
 export function connectMtls(
-  _config: MtlsClientConfig,
-  _target: { host: string; port: number; servername?: string },
+  config: MtlsClientConfig,
+  target: { host: string; port: number; servername?: string },
 ): Promise<TLSSocket> {
-  throw new Error("TODO");
+  return new Promise((resolve, reject) => {
+    openMtlsSocket(config, clientContexts(), target, (error, socket) => {
+      if (error) reject(error);
+      else resolve(socket);
+    });
+  });
 }

@@ -1,0 +1,124 @@
+import { isIP } from "node:net";
+import type { Duplex } from "node:stream";
+import { type ConnectionOptions, connect, type SecureContext, type TLSSocket } from "node:tls";
+import type { SpiffeId } from "../spiffeid.js";
+import type { MtlsClientConfig } from "../tlsconfig.js";
+import { asError, MtlsError } from "./errors.js";
+import { authenticatePeer, recordPeerId } from "./peer.js";
+import { currentSvid, type SvidTracker } from "./svid-context.js";
+
+export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
+
+/** Shaped like undici's connector callback: an error, or the authenticated socket. */
+export type MtlsConnectCallback = (...outcome: [Error, null] | [null, TLSSocket]) => void;
+
+export interface MtlsTarget {
+  host: string;
+  port: number;
+  /** SNI; default the host when it is a DNS name (never sent for an IP address). */
+  servername?: string;
+  localAddress?: string;
+  /** An already connected stream to run TLS over (e.g. a proxy tunnel). */
+  socket?: Duplex;
+  ALPNProtocols?: string[];
+  /**
+   * Keep swallowing socket errors after handing the socket over. undici needs this: it
+   * attaches its own listener only after some asynchronous set-up (its own connector
+   * does the same). Direct callers want errors to reach their listeners.
+   */
+  keepErrorListener?: boolean;
+}
+
+/**
+ * The SNI to send. Only a DNS name may go in SNI (RFC 6066), and the server's identity is
+ * its SPIFFE ID, not this name; it just lets a server pick a certificate.
+ */
+function serverNameFor(target: MtlsTarget, host: string): string | undefined {
+  if (target.servername) return target.servername;
+  return isIP(host) === 0 ? host : undefined;
+}
+
+/**
+ * Opens one SPIFFE mTLS connection: presents the source's current SVID, then, once the
+ * handshake is done, authenticates the server's chain and authorizes its ID before
+ * handing the socket over. On failure the socket is destroyed (nothing it received is
+ * ever read) and `done` gets the error. The hostname is not checked against the
+ * certificate: the SPIFFE ID is the server's identity. No TLS session is ever offered
+ * for resumption, so every connection verifies the server under the trust in force.
+ */
+export function openMtlsSocket(
+  config: MtlsClientConfig,
+  contexts: SvidTracker<SecureContext>,
+  target: MtlsTarget,
+  done: MtlsConnectCallback,
+): TLSSocket | undefined {
+  let secureContext: SecureContext;
+  try {
+    secureContext = contexts.update(currentSvid(config.svidSource)).value;
+  } catch (thrown) {
+    done(asError(thrown), null);
+    return undefined;
+  }
+  // URLs bracket IPv6 literals; the socket layer wants the bare address.
+  const host = target.host.replace(/^\[(.*)\]$/, "$1");
+  // localAddress is passed on to net.connect, though ConnectionOptions does not list it.
+  const options: ConnectionOptions & { localAddress?: string } = {
+    host,
+    port: target.port,
+    servername: serverNameFor(target, host),
+    localAddress: target.localAddress,
+    socket: target.socket,
+    ALPNProtocols: target.ALPNProtocols,
+    secureContext,
+    // Verified by authenticatePeer against the bundle of the server's own trust domain.
+    rejectUnauthorized: false,
+    checkServerIdentity: () => undefined,
+  };
+  const socket = connect(options);
+
+  const timeoutMs = config.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+  const timer = setTimeout(() => {
+    socket.destroy(
+      new MtlsError(
+        "connect-timeout",
+        `no authenticated TLS connection to ${host}:${target.port} within ${timeoutMs} ms`,
+      ),
+    );
+  }, timeoutMs);
+  timer.unref();
+
+  let pending = true;
+  const finish: MtlsConnectCallback = (...outcome) => {
+    if (!pending) return;
+    pending = false;
+    clearTimeout(timer);
+    done(...outcome);
+  };
+
+  const onError = (error: Error): void => finish(error, null);
+  socket.on("error", onError);
+  socket.once("close", () => {
+    finish(
+      new MtlsError(
+        "connection-closed",
+        `connection to ${host}:${target.port} closed before the server was authenticated`,
+      ),
+      null,
+    );
+  });
+  socket.once("secureConnect", () => {
+    let peerId: SpiffeId;
+    try {
+      peerId = authenticatePeer(socket, config.bundleSource, config.authorizer);
+    } catch (thrown) {
+      socket.destroy();
+      finish(asError(thrown), null);
+      return;
+    }
+    recordPeerId(socket, peerId);
+    config.onPeerVerified?.(peerId);
+    if (!target.keepErrorListener) socket.off("error", onError);
+    finish(null, socket);
+  });
+  return socket;
+}
