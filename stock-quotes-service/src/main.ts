@@ -1,1 +1,136 @@
-export {};
+#!/usr/bin/env node
+// stock-quotes-service: serves stock quotes over SPIFFE mTLS to one authorized SPIFFE ID.
+import { createServer as createHttpServer, type Server as HttpServer } from "node:http";
+import type { Server as HttpsServer } from "node:https";
+import {
+  AuthorizationError,
+  authorizeID,
+  createMtlsHttpsServer,
+  X509Source,
+} from "@federation-demo/spiffe";
+import type { Logger } from "pino";
+import { createHealthApp, createQuotesApp, type HealthReport } from "./app.js";
+import { logIdentityChanges } from "./identity-log.js";
+import { ListenError, listen } from "./listen.js";
+import { createLogger } from "./logger.js";
+import { CommanderError, exitCodeFor, parseOptions, type QuotesServiceOptions } from "./options.js";
+import { QuoteBook } from "./quotes.js";
+
+const SHUTDOWN_GRACE_MS = 5_000;
+
+function readOptions(): QuotesServiceOptions {
+  try {
+    return parseOptions(process.argv.slice(2));
+  } catch (error) {
+    // Commander has already printed the message (or the help).
+    if (error instanceof CommanderError) process.exit(exitCodeFor(error));
+    throw error;
+  }
+}
+
+async function run(options: QuotesServiceOptions, log: Logger): Promise<void> {
+  log.info(
+    {
+      host: options.host,
+      port: options.port,
+      socket: options.socket,
+      authorizedId: options.authorizedId.toString(),
+      healthPort: options.healthPort,
+    },
+    "starting stock-quotes-service",
+  );
+
+  const source = new X509Source({
+    address: options.socket,
+    logger: log.child({ component: "workload-api" }),
+  });
+  const stopIdentityLog = logIdentityChanges(source, log);
+  const health = (): HealthReport => {
+    const svid = source.getX509Svid();
+    return {
+      hasSvid: svid !== undefined,
+      spiffeId: svid?.id.toString() ?? null,
+      svidExpiresAt: svid?.expiresAt.toISOString() ?? null,
+    };
+  };
+
+  let server: HttpsServer | undefined;
+  let healthServer: HttpServer | undefined;
+  let stopping = false;
+  const stop = (reason: string, exitCode: number) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ reason }, "shutting down");
+    stopIdentityLog();
+    source.close();
+    const servers = [server, healthServer].filter((s) => s?.listening);
+    const exit = () => process.exit(exitCode);
+    if (servers.length === 0) exit();
+    let open = servers.length;
+    for (const s of servers) {
+      s?.close(() => {
+        open -= 1;
+        if (open === 0) exit();
+      });
+      s?.closeAllConnections();
+    }
+    setTimeout(exit, SHUTDOWN_GRACE_MS).unref();
+  };
+  process.once("SIGTERM", () => stop("SIGTERM", 0));
+  process.once("SIGINT", () => stop("SIGINT", 0));
+
+  try {
+    if (options.healthPort !== undefined) {
+      healthServer = createHttpServer(createHealthApp(health));
+      const port = await listen(healthServer, options.healthPort, "127.0.0.1", "--health-port");
+      log.info({ url: `http://127.0.0.1:${port}/healthz` }, "health endpoint listening");
+    }
+
+    // Nothing to present before the first SVID, so the HTTPS port opens only then.
+    await source.ready();
+    if (stopping) return;
+
+    const app = createQuotesApp({ book: new QuoteBook(), log, health });
+    server = createMtlsHttpsServer(
+      {
+        svidSource: source,
+        bundleSource: source,
+        authorizer: authorizeID(options.authorizedId),
+        onPeerRejected: (error, remoteAddress) => {
+          log.warn(
+            {
+              remoteAddress,
+              peer: error instanceof AuthorizationError ? error.peerId.toString() : undefined,
+              reason: error.message,
+            },
+            "peer rejected",
+          );
+        },
+        onPeerAccepted: (peerId, socket) => {
+          log.debug(
+            { peer: peerId.toString(), remoteAddress: socket.remoteAddress },
+            "peer accepted",
+          );
+        },
+      },
+      app,
+    );
+    const port = await listen(server, options.port, options.host, "--port");
+    log.info(
+      { host: options.host, port, authorizedId: options.authorizedId.toString() },
+      `listening for HTTPS with SPIFFE mTLS on ${options.host}:${port}`,
+    );
+  } catch (error) {
+    if (stopping) return;
+    if (error instanceof ListenError) {
+      log.fatal({ error: error.message }, error.message);
+    } else {
+      log.fatal({ err: error }, "failed to start");
+    }
+    stop("start-up failed", 1);
+  }
+}
+
+const options = readOptions();
+const log = createLogger("stock-quotes-service", options.logLevel);
+await run(options, log);

@@ -1,0 +1,145 @@
+import type { SpiffeId, X509Source } from "@federation-demo/spiffe";
+import express, { type Express, type NextFunction, type Request, type Response } from "express";
+import type { Logger } from "pino";
+import { CONTENT_SECURITY_POLICY, type PageView, renderQuotesPage } from "./page.js";
+import type { Quote } from "./quote.js";
+import type { QuotesClient } from "./upstream.js";
+
+/** The parts of X509Source the webapp reads. */
+export type IdentitySource = Pick<
+  X509Source,
+  "getX509Svid" | "getX509Bundles" | "lastError" | "address"
+>;
+
+/** The parts of QuotesClient the webapp uses. */
+export type QuotesFetcher = Pick<
+  QuotesClient,
+  "fetchQuotes" | "verifiedPeer" | "handshakes" | "url"
+>;
+
+/** Outcome of the most recent call to the quotes service. */
+export type UpstreamResult =
+  | { ok: true; at: Date }
+  | { ok: false; at: Date; reason: string }
+  | undefined;
+
+export interface WebappDeps {
+  source: IdentitySource;
+  client: QuotesFetcher;
+  quotesId: SpiffeId;
+  log: Logger;
+}
+
+function methodNotAllowed(_req: Request, res: Response): void {
+  res
+    .set("Allow", "GET, HEAD")
+    .status(405)
+    .type("text/plain")
+    .send("Method not allowed: use GET\n");
+}
+
+/** GET /quotes (the page), GET /healthz (JSON), GET / (redirect); 405 for other methods. */
+export function createWebapp({ source, client, quotesId, log }: WebappDeps): Express {
+  let lastQuotes: readonly Quote[] = [];
+  let lastUpdated: Date | undefined;
+  let lastResult: UpstreamResult;
+
+  const identity = (): PageView["identity"] => {
+    const svid = source.getX509Svid();
+    return {
+      spiffeId: svid?.id.toString(),
+      svidExpiresAt: svid?.expiresAt,
+      verifiedPeer: client.verifiedPeer?.toString(),
+      trustDomains: source
+        .getX509Bundles()
+        .trustDomains()
+        .map((td) => td.name),
+      quotesUrl: client.url.toString(),
+      expectedPeer: quotesId.toString(),
+    };
+  };
+
+  const loadQuotes = async (): Promise<PageView["status"]> => {
+    if (!source.getX509Svid()) {
+      return {
+        kind: "waiting-for-svid",
+        socket: source.address,
+        agentSaid: source.lastError?.message,
+      };
+    }
+    try {
+      lastQuotes = await client.fetchQuotes();
+      lastUpdated = new Date();
+      if (lastResult?.ok === false) log.info({ url: client.url.toString() }, "quotes service back");
+      lastResult = { ok: true, at: lastUpdated };
+      return { kind: "ok" };
+    } catch (error) {
+      const reason = (error as Error).message;
+      log.warn({ url: client.url.toString(), reason }, "quotes service unavailable");
+      lastResult = { ok: false, at: new Date(), reason };
+      return { kind: "unavailable", reason };
+    }
+  };
+
+  const app = express();
+  app.disable("x-powered-by");
+  app.disable("etag");
+
+  app.get("/quotes", async (_req, res) => {
+    const status = await loadQuotes();
+    res
+      .set({
+        "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+        "X-Content-Type-Options": "nosniff",
+        "Cache-Control": "no-store",
+      })
+      .type("html")
+      .send(renderQuotesPage({ status, quotes: lastQuotes, lastUpdated, identity: identity() }));
+  });
+  app.all("/quotes", methodNotAllowed);
+
+  app.get("/healthz", (_req, res) => {
+    const svid = source.getX509Svid();
+    res.set("Cache-Control", "no-store").json({
+      hasSvid: svid !== undefined,
+      spiffeId: svid?.id.toString() ?? null,
+      svidExpiresAt: svid?.expiresAt.toISOString() ?? null,
+      upstream: {
+        url: client.url.toString(),
+        lastResult:
+          lastResult === undefined
+            ? null
+            : {
+                ok: lastResult.ok,
+                at: lastResult.at.toISOString(),
+                ...(lastResult.ok ? {} : { reason: lastResult.reason }),
+              },
+        verifiedPeer: client.verifiedPeer?.toString() ?? null,
+        tlsHandshakes: client.handshakes,
+      },
+    });
+  });
+  app.all("/healthz", methodNotAllowed);
+
+  app.get("/", (_req, res) => {
+    res.redirect(302, "/quotes");
+  });
+
+  app.use((_req, res) => {
+    res.status(404).type("text/plain").send("Not found: the quotes are at /quotes\n");
+  });
+  app.use((error: unknown, _req: Request, res: Response, next: NextFunction) => {
+    if (res.headersSent) {
+      next(error);
+      return;
+    }
+    log.error({ err: error }, "request failed");
+    const status = (error as { status?: unknown }).status;
+    const code = typeof status === "number" && status >= 400 && status < 600 ? status : 500;
+    res
+      .status(code)
+      .type("text/plain")
+      .send(code === 500 ? "Internal error\n" : "Bad request\n");
+  });
+  return app;
+}

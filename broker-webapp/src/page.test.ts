@@ -1,0 +1,151 @@
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { describe, it } from "node:test";
+import {
+  CONTENT_SECURITY_POLICY,
+  clockTime,
+  escapeHtml,
+  type PageView,
+  RELOAD_SCRIPT,
+  renderQuotesPage,
+} from "./page.js";
+import type { Quote } from "./quote.js";
+
+const TIME = new Date(2026, 0, 2, 3, 4, 5);
+
+function quote(symbol: string, overrides: Partial<Quote> = {}): Quote {
+  return {
+    Symbol: symbol,
+    Price: 12.345,
+    Open: 10,
+    Low: 9.999,
+    High: 13,
+    Close: 11.5,
+    Time: TIME,
+    ...overrides,
+  };
+}
+
+function view(overrides: Partial<PageView> = {}): PageView {
+  return {
+    status: { kind: "ok" },
+    quotes: [quote("AAAA")],
+    lastUpdated: TIME,
+    identity: {
+      spiffeId: "spiffe://broker.org/webapp",
+      svidExpiresAt: new Date(2026, 0, 2, 4, 0, 0),
+      verifiedPeer: "spiffe://stocksmarket.org/quotes-service",
+      trustDomains: ["broker.org", "stocksmarket.org"],
+      quotesUrl: "https://stock-quotes-service:8090/quotes",
+      expectedPeer: "spiffe://stocksmarket.org/quotes-service",
+    },
+    ...overrides,
+  };
+}
+
+/** The cells of each body row, tags stripped. */
+function rows(html: string): string[][] {
+  const body = html.split("<tbody>")[1]?.split("</tbody>")[0] ?? "";
+  return [...body.matchAll(/<tr>(.*?)<\/tr>/g)].map((row) =>
+    [...(row[1] ?? "").matchAll(/<td>(.*?)<\/td>/g)].map((cell) => cell[1] ?? ""),
+  );
+}
+
+describe("renderQuotesPage", () => {
+  it("renders the original's table: header, 2-decimal prices, time, caption", () => {
+    const html = renderQuotesPage(view());
+    assert.match(
+      html,
+      /<tr><th>Symbol<\/th><th>Price<\/th><th>Open<\/th><th>Low<\/th><th>High<\/th><th>Close<\/th><th>Time<\/th><\/tr>/,
+    );
+    assert.deepEqual(rows(html), [
+      ["AAAA", "12.35", "10.00", "10.00", "13.00", "11.50", "03:04:05"],
+    ]);
+    assert.match(html, /<caption>Last Updated: 03:04:05<\/caption>/);
+    assert.doesNotMatch(html, /Quotes service unavailable/);
+  });
+
+  it("shows - in every value column of a quote that never changed", () => {
+    const html = renderQuotesPage(view({ quotes: [quote("BBBB", { Time: null })] }));
+    assert.deepEqual(rows(html), [["BBBB", "-", "-", "-", "-", "-", "-"]]);
+  });
+
+  it("reloads after one second with a script the CSP allows by hash, and nothing else", () => {
+    const html = renderQuotesPage(view());
+    assert.ok(html.includes(`<script>${RELOAD_SCRIPT}</script>`));
+    assert.equal(html.match(/<script/g)?.length, 1);
+    assert.match(RELOAD_SCRIPT, /location\.reload\(\)/);
+    assert.match(RELOAD_SCRIPT, /1000/);
+    const hash = createHash("sha256").update(RELOAD_SCRIPT).digest("base64");
+    assert.ok(CONTENT_SECURITY_POLICY.includes(`script-src 'sha256-${hash}'`));
+    assert.ok(CONTENT_SECURITY_POLICY.includes("default-src 'none'"));
+  });
+
+  it("puts the error line above the table and keeps the last quotes", () => {
+    const html = renderQuotesPage(
+      view({ status: { kind: "unavailable", reason: "connection refused by x:8090" } }),
+    );
+    const error = html.indexOf("Quotes service unavailable");
+    assert.ok(error > 0 && error < html.indexOf("<table>"));
+    assert.ok(html.includes("connection refused by x:8090"));
+    assert.equal(rows(html).length, 1);
+  });
+
+  it("says in plain words that it waits for an SVID, on which socket, and why it may", () => {
+    const html = renderQuotesPage(
+      view({
+        status: {
+          kind: "waiting-for-svid",
+          socket: "unix:///tmp/agent.sock",
+          agentSaid: "PERMISSION_DENIED: no identity issued",
+        },
+        quotes: [],
+        lastUpdated: undefined,
+        identity: { ...view().identity, spiffeId: undefined, svidExpiresAt: undefined },
+      }),
+    );
+    assert.match(html, /Waiting for an X\.509 SVID/);
+    assert.ok(html.includes("<code>unix:///tmp/agent.sock</code>"));
+    assert.match(html, /no registration entry matches this workload yet/);
+    assert.ok(html.includes("PERMISSION_DENIED: no identity issued"));
+    assert.match(html, /Last Updated: never/);
+    assert.ok(html.includes(RELOAD_SCRIPT), "still reloads while waiting");
+  });
+
+  it("shows the identity panel: own ID, expiry, verified peer, trust domains", () => {
+    const html = renderQuotesPage(view());
+    const panel = html.slice(html.indexOf('<section class="identity">'));
+    assert.ok(panel.indexOf("</table>") === -1, "the panel is under the table");
+    assert.ok(panel.includes("spiffe://broker.org/webapp"));
+    assert.ok(panel.includes("2026-01-02 04:00:00"));
+    assert.ok(panel.includes("spiffe://stocksmarket.org/quotes-service"));
+    assert.ok(panel.includes("broker.org, stocksmarket.org"));
+  });
+
+  it("renders nothing from upstream or the agent as markup", () => {
+    const evil = `<script>alert("x")</script><img src=x onerror=alert(1)>`;
+    const html = renderQuotesPage(
+      view({
+        status: { kind: "unavailable", reason: evil },
+        quotes: [quote(evil), quote(`"'&`, { Time: null })],
+        identity: { ...view().identity, verifiedPeer: evil, trustDomains: [evil] },
+      }),
+    );
+    assert.equal(html.match(/<script/g)?.length, 1, "only the page's own script");
+    assert.doesNotMatch(html, /<img/);
+    assert.ok(html.includes("&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;"));
+    assert.ok(html.includes("<td>&quot;&#39;&amp;</td>"));
+  });
+});
+
+describe("escapeHtml and clockTime", () => {
+  it("escapes the five characters that matter", () => {
+    assert.equal(
+      escapeHtml(`<a href="x" title='y'>&</a>`),
+      "&lt;a href=&quot;x&quot; title=&#39;y&#39;&gt;&amp;&lt;/a&gt;",
+    );
+  });
+  it("formats HH:MM:SS with leading zeros", () => {
+    assert.equal(clockTime(new Date(2026, 0, 1, 1, 2, 3)), "01:02:03");
+  });
+});

@@ -1,0 +1,160 @@
+import {
+  authorizeID,
+  createMtlsAgent,
+  SpiffeError,
+  type SpiffeId,
+  type X509BundleSource,
+  type X509SvidSource,
+} from "@federation-demo/spiffe";
+import { type Agent, request } from "undici";
+import { parseQuotes, type Quote } from "./quote.js";
+
+/** A failed call to the quotes service; `message` is the short reason shown on the page. */
+export class UpstreamError extends Error {
+  override name = "UpstreamError";
+}
+
+export interface QuotesClientOptions {
+  url: URL;
+  /** The only SPIFFE ID the quotes service may present. */
+  quotesId: SpiffeId;
+  svidSource: X509SvidSource;
+  bundleSource: X509BundleSource;
+  /** For the whole call: connect, TLS, headers and body (default 2000). */
+  timeoutMs?: number;
+  /** Larger responses are refused (default 256 KiB; eleven quotes are about 1.3 KB). */
+  maxBytes?: number;
+}
+
+/**
+ * Fetches quotes over SPIFFE mTLS through one long-lived undici Agent, so connections
+ * (and their TLS handshakes) are kept alive and reused across page loads.
+ */
+export class QuotesClient {
+  readonly url: URL;
+  readonly #agent: Agent;
+  readonly #timeoutMs: number;
+  readonly #maxBytes: number;
+  #verifiedPeer: SpiffeId | undefined;
+  #handshakes = 0;
+
+  constructor(options: QuotesClientOptions) {
+    this.url = options.url;
+    this.#timeoutMs = options.timeoutMs ?? 2000;
+    this.#maxBytes = options.maxBytes ?? 256 * 1024;
+    this.#agent = createMtlsAgent(
+      {
+        svidSource: options.svidSource,
+        bundleSource: options.bundleSource,
+        authorizer: authorizeID(options.quotesId),
+        onPeerVerified: (peerId) => {
+          this.#verifiedPeer = peerId;
+          this.#handshakes += 1;
+        },
+      },
+      // The page reloads every second: keep the connection for longer than that.
+      { keepAliveTimeout: 30_000, keepAliveMaxTimeout: 120_000, connections: 8 },
+    );
+  }
+
+  /** The quotes service's ID as verified on the most recent new connection. */
+  get verifiedPeer(): SpiffeId | undefined {
+    return this.#verifiedPeer;
+  }
+
+  /** How many connections (each one TLS handshake) have authenticated the quotes service. */
+  get handshakes(): number {
+    return this.#handshakes;
+  }
+
+  /** The quotes, or an UpstreamError saying in a few words what went wrong. */
+  async fetchQuotes(): Promise<Quote[]> {
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(), this.#timeoutMs);
+    try {
+      const body = await this.#fetchBody(controller.signal);
+      let json: unknown;
+      try {
+        json = JSON.parse(body);
+      } catch {
+        throw new UpstreamError("the response is not valid JSON");
+      }
+      try {
+        return parseQuotes(json);
+      } catch (error) {
+        throw new UpstreamError(`unexpected response: ${(error as Error).message}`);
+      }
+    } catch (error) {
+      if (error instanceof UpstreamError) throw error;
+      if (controller.signal.aborted) {
+        throw new UpstreamError(`no answer within ${this.#timeoutMs / 1000} s`, { cause: error });
+      }
+      throw new UpstreamError(describeFailure(error, this.url), { cause: error });
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async #fetchBody(signal: AbortSignal): Promise<string> {
+    const response = await request(this.url, {
+      dispatcher: this.#agent,
+      method: "GET",
+      headers: { accept: "application/json" },
+      signal,
+    });
+    if (response.statusCode !== 200) {
+      // Read (a bounded amount of) the body so the connection can be reused.
+      await response.body.dump({ limit: this.#maxBytes }).catch(() => {});
+      throw new UpstreamError(`HTTP status ${response.statusCode}`);
+    }
+    const declared = Number(response.headers["content-length"]);
+    if (declared > this.#maxBytes) {
+      response.body.destroy();
+      throw new UpstreamError(`response too large (over ${this.#maxBytes} bytes)`);
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of response.body) {
+      size += (chunk as Buffer).length;
+      if (size > this.#maxBytes) {
+        response.body.destroy();
+        throw new UpstreamError(`response too large (over ${this.#maxBytes} bytes)`);
+      }
+      chunks.push(chunk as Buffer);
+    }
+    return Buffer.concat(chunks).toString("utf8");
+  }
+
+  /** Closes the kept-alive connections. */
+  async close(): Promise<void> {
+    await this.#agent.destroy();
+  }
+}
+
+/** A few words on why a call failed, for the page and the log. */
+function describeFailure(error: unknown, url: URL): string {
+  if (error instanceof SpiffeError) return `mTLS refused: ${error.message}`;
+  const code = (error as { code?: unknown }).code;
+  const message = error instanceof Error ? error.message : String(error);
+  switch (code) {
+    case "ECONNREFUSED":
+      return `connection refused by ${url.host}`;
+    case "ECONNRESET":
+    case "UND_ERR_SOCKET":
+    case "EPIPE":
+      return `connection to ${url.host} closed unexpectedly (${message})`;
+    case "ENOTFOUND":
+    case "EAI_AGAIN":
+      return `cannot resolve host ${url.hostname}`;
+    case "EHOSTUNREACH":
+    case "ENETUNREACH":
+      return `cannot reach ${url.host}`;
+    case "UND_ERR_CONNECT_TIMEOUT":
+    case "UND_ERR_HEADERS_TIMEOUT":
+    case "UND_ERR_BODY_TIMEOUT":
+      return `timed out (${message})`;
+    default:
+      if (typeof code === "string" && /SSL|TLS|CERT/i.test(code)) return `TLS failure: ${message}`;
+      return message;
+  }
+}
