@@ -1,7 +1,9 @@
 import type { X509Certificate } from "node:crypto";
+import { certificatesToPem, parseDerCertificates, parsePemCertificates } from "./der.js";
 import { SpiffeError } from "./errors.js";
 import type { TrustDomain } from "./spiffeid.js";
 
+/** Codes: "malformed-bundle" (unreadable DER/PEM), "empty-bundle" (no certificates). */
 export class BundleError extends SpiffeError {}
 
 /** The X.509 CA certificates (trust anchors) of one trust domain. */
@@ -15,23 +17,74 @@ export class X509Bundle {
   }
 
   /** From concatenated DER certificates, as the Workload API sends bundles. */
-  static fromDer(_trustDomain: TrustDomain, _der: Uint8Array): X509Bundle {
-    throw new Error("TODO");
+  static fromDer(trustDomain: TrustDomain, der: Uint8Array): X509Bundle {
+    let certificates: X509Certificate[];
+    try {
+      certificates = parseDerCertificates(der);
+    } catch (error) {
+      throw new BundleError(
+        "malformed-bundle",
+        `X.509 bundle for ${trustDomain.name} is not concatenated DER certificates: ${messageOf(error)}`,
+        { cause: error },
+      );
+    }
+    return X509Bundle.checked(trustDomain, certificates, "DER");
   }
 
   /** From PEM text holding one or more CERTIFICATE blocks. */
-  static fromPem(_trustDomain: TrustDomain, _pem: string): X509Bundle {
-    throw new Error("TODO");
+  static fromPem(trustDomain: TrustDomain, pem: string): X509Bundle {
+    let certificates: X509Certificate[];
+    try {
+      certificates = parsePemCertificates(pem);
+    } catch (error) {
+      throw new BundleError(
+        "malformed-bundle",
+        `X.509 bundle for ${trustDomain.name} is not valid PEM: ${messageOf(error)}`,
+        { cause: error },
+      );
+    }
+    return X509Bundle.checked(trustDomain, certificates, "PEM");
+  }
+
+  private static checked(
+    trustDomain: TrustDomain,
+    certificates: X509Certificate[],
+    form: string,
+  ): X509Bundle {
+    // An empty bundle would silently distrust the whole trust domain: refuse it loudly.
+    if (certificates.length === 0) {
+      throw new BundleError(
+        "empty-bundle",
+        `X.509 bundle for ${trustDomain.name} holds no certificates (empty ${form})`,
+      );
+    }
+    return new X509Bundle(trustDomain, certificates);
   }
 
   toPem(): string {
-    throw new Error("TODO");
+    return certificatesToPem(this.certificates);
+  }
+
+  /** Concatenated DER, as the Workload API sends bundles. */
+  toDer(): Buffer {
+    return Buffer.concat(this.certificates.map((certificate) => certificate.raw));
   }
 
   /** Same trust domain and the same certificates (by DER), order ignored. */
-  equals(_other: X509Bundle): boolean {
-    throw new Error("TODO");
+  equals(other: X509Bundle): boolean {
+    if (!this.trustDomain.equals(other.trustDomain)) return false;
+    const mine = derSet(this.certificates);
+    const theirs = derSet(other.certificates);
+    return mine.size === theirs.size && [...mine].every((der) => theirs.has(der));
   }
+}
+
+function derSet(certificates: readonly X509Certificate[]): Set<string> {
+  return new Set(certificates.map((certificate) => certificate.raw.toString("base64")));
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }
 
 /** Anything that can hand out the bundle of a trust domain (a set, an X509Source...). */
@@ -42,24 +95,34 @@ export interface X509BundleSource {
 
 /** Bundles keyed by trust domain. Never merges bundles across trust domains. */
 export class X509BundleSet implements X509BundleSource {
-  constructor(_bundles: Iterable<X509Bundle> = []) {
-    throw new Error("TODO");
+  private readonly byName = new Map<string, X509Bundle>();
+
+  /** A later bundle for the same trust domain replaces an earlier one (never merged). */
+  constructor(bundles: Iterable<X509Bundle> = []) {
+    for (const bundle of bundles) this.byName.set(bundle.trustDomain.name, bundle);
   }
 
-  getX509BundleForTrustDomain(_trustDomain: TrustDomain): X509Bundle | undefined {
-    throw new Error("TODO");
+  getX509BundleForTrustDomain(trustDomain: TrustDomain): X509Bundle | undefined {
+    return this.byName.get(trustDomain.name);
   }
 
   /** Trust domains with a bundle, sorted by name. */
   trustDomains(): TrustDomain[] {
-    throw new Error("TODO");
+    return this.bundles().map((bundle) => bundle.trustDomain);
   }
 
+  /** The bundles, sorted by trust domain name. */
   bundles(): X509Bundle[] {
-    throw new Error("TODO");
+    return [...this.byName.values()].sort((a, b) =>
+      a.trustDomain.name < b.trustDomain.name
+        ? -1
+        : a.trustDomain.name > b.trustDomain.name
+          ? 1
+          : 0,
+    );
   }
 
   get size(): number {
-    throw new Error("TODO");
+    return this.byName.size;
   }
 }

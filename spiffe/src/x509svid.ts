@@ -1,9 +1,29 @@
-import type { KeyObject, X509Certificate } from "node:crypto";
+import {
+  createPrivateKey,
+  createPublicKey,
+  type KeyObject,
+  type X509Certificate,
+} from "node:crypto";
 import type { X509BundleSource } from "./bundle.js";
+import { type CertificateDetails, certificateDetails } from "./certinfo.js";
+import { certificatesToPem, parseDerCertificates, parsePemCertificates } from "./der.js";
 import { SpiffeError } from "./errors.js";
-import type { SpiffeId } from "./spiffeid.js";
+import { parseSpiffeId, parseWorkloadId, type SpiffeId, SpiffeIdError } from "./spiffeid.js";
 
+/**
+ * Codes: "malformed-chain", "empty-chain", "malformed-key", "no-uri-san",
+ * "multiple-uri-sans", "invalid-spiffe-id", "key-mismatch".
+ */
 export class SvidError extends SpiffeError {}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+function spkiDer(key: KeyObject): Buffer {
+  const publicKey = key.type === "private" ? createPublicKey(key) : key;
+  return publicKey.export({ type: "spki", format: "der" });
+}
 
 /** An X.509-SVID: the workload's SPIFFE ID, its certificate chain and private key. */
 export class X509Svid {
@@ -31,32 +51,120 @@ export class X509Svid {
    * DER key. Checks that the leaf carries exactly one URI SAN that is a workload SPIFFE ID
    * and that the key matches the leaf.
    */
-  static fromDer(_chainDer: Uint8Array, _keyDer: Uint8Array, _hint?: string): X509Svid {
-    throw new Error("TODO");
+  static fromDer(chainDer: Uint8Array, keyDer: Uint8Array, hint = ""): X509Svid {
+    let certificates: X509Certificate[];
+    try {
+      certificates = parseDerCertificates(chainDer);
+    } catch (error) {
+      throw new SvidError(
+        "malformed-chain",
+        `X.509-SVID chain is not concatenated DER certificates: ${messageOf(error)}`,
+        { cause: error },
+      );
+    }
+    let privateKey: KeyObject;
+    try {
+      privateKey = createPrivateKey({ key: Buffer.from(keyDer), format: "der", type: "pkcs8" });
+    } catch (error) {
+      throw new SvidError(
+        "malformed-key",
+        `X.509-SVID private key is not unencrypted PKCS#8 DER: ${messageOf(error)}`,
+        { cause: error },
+      );
+    }
+    return X509Svid.assemble(certificates, privateKey, hint);
   }
 
   /** From PEM files' contents (chain, leaf first; PKCS#8 or SEC1 key). */
-  static fromPem(_chainPem: string, _keyPem: string): X509Svid {
-    throw new Error("TODO");
+  static fromPem(chainPem: string, keyPem: string): X509Svid {
+    let certificates: X509Certificate[];
+    try {
+      certificates = parsePemCertificates(chainPem);
+    } catch (error) {
+      throw new SvidError(
+        "malformed-chain",
+        `X.509-SVID chain PEM is unreadable: ${messageOf(error)}`,
+        { cause: error },
+      );
+    }
+    let privateKey: KeyObject;
+    try {
+      privateKey = createPrivateKey(keyPem);
+    } catch (error) {
+      throw new SvidError(
+        "malformed-key",
+        `X.509-SVID private key PEM is unreadable (expected an unencrypted PKCS#8 or SEC1 key): ${messageOf(error)}`,
+        { cause: error },
+      );
+    }
+    return X509Svid.assemble(certificates, privateKey, "");
+  }
+
+  private static assemble(
+    certificates: X509Certificate[],
+    privateKey: KeyObject,
+    hint: string,
+  ): X509Svid {
+    const leaf = certificates[0];
+    if (!leaf) throw new SvidError("empty-chain", "X.509-SVID chain holds no certificates");
+    let details: CertificateDetails;
+    try {
+      details = certificateDetails(leaf);
+    } catch (error) {
+      throw new SvidError(
+        "malformed-chain",
+        `X.509-SVID leaf certificate is malformed: ${messageOf(error)}`,
+        { cause: error },
+      );
+    }
+    const [uri, ...others] = details.uris;
+    if (uri === undefined) {
+      throw new SvidError("no-uri-san", "X.509-SVID leaf certificate has no URI SAN (SPIFFE ID)");
+    }
+    if (others.length > 0) {
+      throw new SvidError(
+        "multiple-uri-sans",
+        `X.509-SVID leaf certificate has ${details.uris.length} URI SANs (${details.uris.join(", ")}); exactly one is allowed`,
+      );
+    }
+    let id: SpiffeId;
+    try {
+      id = parseWorkloadId(uri);
+    } catch (error) {
+      throw new SvidError(
+        "invalid-spiffe-id",
+        `X.509-SVID leaf URI SAN is not a workload SPIFFE ID: ${messageOf(error)}`,
+        { cause: error },
+      );
+    }
+    if (!spkiDer(privateKey).equals(spkiDer(leaf.publicKey))) {
+      throw new SvidError(
+        "key-mismatch",
+        `X.509-SVID private key for ${id} does not match the public key of its leaf certificate`,
+      );
+    }
+    return new X509Svid(id, certificates, privateKey, hint);
   }
 
   get leaf(): X509Certificate {
-    throw new Error("TODO");
+    const leaf = this.certificates[0];
+    if (!leaf) throw new SvidError("empty-chain", `X.509-SVID for ${this.id} has no certificates`);
+    return leaf;
   }
 
   /** The leaf's notAfter. */
   get expiresAt(): Date {
-    throw new Error("TODO");
+    return certificateDetails(this.leaf).notAfter;
   }
 
   /** Chain as PEM, leaf first: Node's TLS `cert` option. */
   certificatesPem(): string {
-    throw new Error("TODO");
+    return certificatesToPem(this.certificates);
   }
 
   /** Private key as PKCS#8 PEM: Node's TLS `key` option. */
   privateKeyPem(): string {
-    throw new Error("TODO");
+    return this.privateKey.export({ type: "pkcs8", format: "pem" }).toString();
   }
 }
 
@@ -85,7 +193,16 @@ export type VerificationRule =
 
 export class VerificationError extends SpiffeError {
   declare readonly code: VerificationRule;
+
+  constructor(rule: VerificationRule, message: string, options?: ErrorOptions) {
+    super(rule, message, options);
+  }
 }
+
+/** Longest chain a peer may send (leaf plus intermediates); SPIRE sends one or two. */
+const MAX_PEER_CHAIN = 10;
+/** Bound on issuer candidates tried, so crafted chains cannot make path building blow up. */
+const MAX_ISSUER_CHECKS = 200;
 
 /**
  * Authenticates a peer's X.509-SVID chain (leaf first, then any intermediates the peer
@@ -93,9 +210,226 @@ export class VerificationError extends SpiffeError {
  * that bundle. Returns the peer's SPIFFE ID or throws a VerificationError naming the rule.
  */
 export function verifyX509Svid(
-  _chain: readonly X509Certificate[],
-  _bundles: X509BundleSource,
-  _now: Date = new Date(),
+  chain: readonly X509Certificate[],
+  bundles: X509BundleSource,
+  now: Date = new Date(),
 ): SpiffeId {
-  throw new Error("TODO");
+  const leaf = chain[0];
+  if (!leaf) throw new VerificationError("empty-chain", "the peer sent no certificate");
+  if (chain.length > MAX_PEER_CHAIN) {
+    throw new VerificationError(
+      "untrusted",
+      `the peer sent ${chain.length} certificates; at most ${MAX_PEER_CHAIN} are accepted`,
+    );
+  }
+  const leafDetails = readDetails(leaf, "the peer's leaf certificate");
+  const id = leafSpiffeId(leafDetails);
+  const who = `peer certificate for ${id}`;
+
+  if (leaf.ca) {
+    throw new VerificationError(
+      "leaf-is-ca",
+      `${who} is a CA certificate (basicConstraints cA true); an X.509-SVID leaf must not be a CA`,
+    );
+  }
+  const usage = leafDetails.keyUsage;
+  if (!usage?.digitalSignature) {
+    throw new VerificationError(
+      "no-digital-signature",
+      usage
+        ? `${who} has a keyUsage without digitalSignature`
+        : `${who} has no keyUsage extension; an X.509-SVID leaf needs digitalSignature`,
+    );
+  }
+  if (usage.keyCertSign) {
+    throw new VerificationError(
+      "key-cert-sign",
+      `${who} has keyUsage keyCertSign, which an X.509-SVID leaf must not have`,
+    );
+  }
+  if (usage.cRLSign) {
+    throw new VerificationError(
+      "crl-sign",
+      `${who} has keyUsage cRLSign, which an X.509-SVID leaf must not have`,
+    );
+  }
+  const validityProblem = checkValidity(leafDetails, now, who);
+  if (validityProblem) throw validityProblem;
+
+  const trustDomain = id.trustDomain;
+  const bundle = bundles.getX509BundleForTrustDomain(trustDomain);
+  if (!bundle) {
+    throw new VerificationError(
+      "no-bundle",
+      `no X.509 bundle for trust domain ${trustDomain.name}, so ${id} cannot be authenticated (is that trust domain federated?)`,
+    );
+  }
+
+  const intermediates = chain.slice(1);
+  intermediates.forEach((certificate, index) => {
+    readDetails(certificate, `intermediate certificate ${index + 1} sent by ${id}`);
+  });
+  const search: PathSearch = {
+    roots: bundle.certificates,
+    intermediates,
+    now,
+    checksLeft: MAX_ISSUER_CHECKS,
+    nearMiss: undefined,
+  };
+  if (!chainsToBundle(leaf, 0, new Set(), search)) {
+    throw (
+      search.nearMiss ??
+      new VerificationError(
+        "untrusted",
+        `${who} does not chain to the X.509 bundle of ${trustDomain.name} ` +
+          `(${bundle.certificates.length} bundle certificate(s), ${intermediates.length} intermediate(s) sent); ` +
+          "only that trust domain's bundle may vouch for its IDs",
+      )
+    );
+  }
+  return id;
+}
+
+function readDetails(certificate: X509Certificate, what: string): CertificateDetails {
+  try {
+    return certificateDetails(certificate);
+  } catch (error) {
+    throw new VerificationError(
+      "malformed-certificate",
+      `${what} is malformed: ${messageOf(error)}`,
+      {
+        cause: error,
+      },
+    );
+  }
+}
+
+function leafSpiffeId(details: CertificateDetails): SpiffeId {
+  const [uri, ...others] = details.uris;
+  if (uri === undefined) {
+    throw new VerificationError(
+      "no-uri-san",
+      "the peer's certificate has no URI SAN, so it carries no SPIFFE ID",
+    );
+  }
+  if (others.length > 0) {
+    throw new VerificationError(
+      "multiple-uri-sans",
+      `the peer's certificate has ${details.uris.length} URI SANs (${details.uris.join(", ")}); an X.509-SVID has exactly one`,
+    );
+  }
+  let id: SpiffeId;
+  try {
+    id = parseSpiffeId(uri);
+  } catch (error) {
+    if (!(error instanceof SpiffeIdError)) throw error;
+    throw new VerificationError(
+      "invalid-spiffe-id",
+      `the peer's URI SAN is not a valid SPIFFE ID: ${error.message}`,
+      { cause: error },
+    );
+  }
+  if (id.path === "") {
+    throw new VerificationError(
+      "missing-path",
+      `the peer's SPIFFE ID ${id} has no path; a workload's ID names the workload, e.g. ${id}/service`,
+    );
+  }
+  return id;
+}
+
+function checkValidity(
+  details: CertificateDetails,
+  now: Date,
+  who: string,
+): VerificationError | undefined {
+  if (now.getTime() < details.notBefore.getTime()) {
+    return new VerificationError(
+      "not-yet-valid",
+      `${who} is not valid before ${details.notBefore.toISOString()} (now ${now.toISOString()})`,
+    );
+  }
+  if (now.getTime() > details.notAfter.getTime()) {
+    return new VerificationError(
+      "expired",
+      `${who} expired at ${details.notAfter.toISOString()} (now ${now.toISOString()})`,
+    );
+  }
+  return undefined;
+}
+
+interface PathSearch {
+  readonly roots: readonly X509Certificate[];
+  readonly intermediates: readonly X509Certificate[];
+  readonly now: Date;
+  checksLeft: number;
+  /** The first issuer that signed but could not be used, to explain a failure. */
+  nearMiss: VerificationError | undefined;
+}
+
+/**
+ * Whether `issuer` signed `subject`. Node's checkIssued (OpenSSL) compares the names and
+ * key identifiers and refuses an issuer whose keyUsage lacks keyCertSign; the signature
+ * check makes it cryptographic.
+ */
+function issued(subject: X509Certificate, issuer: X509Certificate, search: PathSearch): boolean {
+  search.checksLeft -= 1;
+  if (search.checksLeft < 0) return false;
+  if (!subject.checkIssued(issuer)) return false;
+  try {
+    return subject.verify(issuer.publicKey);
+  } catch {
+    return false;
+  }
+}
+
+/** Why `issuer`, found `below` intermediates above the leaf, may not sign; undefined if fine. */
+function issuerProblem(
+  issuer: X509Certificate,
+  below: number,
+  role: string,
+  now: Date,
+): VerificationError | undefined {
+  const who = `${role} "${issuer.subject.replaceAll("\n", ", ")}"`;
+  if (!issuer.ca) {
+    return new VerificationError(
+      "untrusted",
+      `${who} signed the chain but is not a CA (basicConstraints cA false)`,
+    );
+  }
+  const details = readDetails(issuer, who);
+  if (details.pathLength !== undefined && below > details.pathLength) {
+    return new VerificationError(
+      "untrusted",
+      `${who} allows ${details.pathLength} intermediate(s) below it, the chain has ${below}`,
+    );
+  }
+  return checkValidity(details, now, who);
+}
+
+/** Depth-first search for an issuer path from `subject` to a bundle certificate. */
+function chainsToBundle(
+  subject: X509Certificate,
+  below: number,
+  used: Set<X509Certificate>,
+  search: PathSearch,
+): boolean {
+  for (const root of search.roots) {
+    if (!issued(subject, root, search)) continue;
+    const problem = issuerProblem(root, below, "bundle certificate", search.now);
+    if (!problem) return true;
+    search.nearMiss ??= problem;
+  }
+  for (const candidate of search.intermediates) {
+    if (used.has(candidate) || !issued(subject, candidate, search)) continue;
+    const problem = issuerProblem(candidate, below, "intermediate certificate", search.now);
+    if (problem) {
+      search.nearMiss ??= problem;
+      continue;
+    }
+    used.add(candidate);
+    if (chainsToBundle(candidate, below + 1, used, search)) return true;
+    used.delete(candidate);
+  }
+  return false;
 }
