@@ -1,0 +1,55 @@
+import { SpiffeError } from "../errors.js";
+
+/** Backoff settings that cannot work (negative, zero, or a cap below the first delay). */
+export class BackoffOptionsError extends SpiffeError {}
+
+export const DEFAULT_INITIAL_BACKOFF_MS = 500;
+export const DEFAULT_MAX_BACKOFF_MS = 30_000;
+
+/**
+ * Capped exponential backoff with full jitter: the n-th delay is uniformly random in
+ * [0, min(max, initial * 2^n)). Jitter spreads the reconnects of many workloads after an
+ * agent restart, so they do not all hit the agent at once.
+ */
+export class Backoff {
+  readonly initialMs: number;
+  readonly maxMs: number;
+  private attempt = 0;
+  private readonly random: () => number;
+
+  constructor(
+    options: { initialMs?: number; maxMs?: number } = {},
+    random: () => number = Math.random,
+  ) {
+    const initialMs = options.initialMs ?? DEFAULT_INITIAL_BACKOFF_MS;
+    const maxMs = options.maxMs ?? Math.max(DEFAULT_MAX_BACKOFF_MS, initialMs);
+    if (!Number.isFinite(initialMs) || initialMs <= 0) {
+      throw new BackoffOptionsError(
+        "invalid-backoff",
+        `backoff.initialMs must be a positive number of milliseconds, not ${initialMs}`,
+      );
+    }
+    if (!Number.isFinite(maxMs) || maxMs < initialMs) {
+      throw new BackoffOptionsError(
+        "invalid-backoff",
+        `backoff.maxMs must be a number of milliseconds >= initialMs (${initialMs}), not ${maxMs}`,
+      );
+    }
+    this.initialMs = initialMs;
+    this.maxMs = maxMs;
+    this.random = random;
+  }
+
+  /** The delay before the next attempt; each call doubles the ceiling up to the cap. */
+  next(): number {
+    // Stop doubling once past the cap so the exponent cannot overflow to Infinity.
+    const ceiling = Math.min(this.maxMs, this.initialMs * 2 ** Math.min(this.attempt, 52));
+    if (ceiling < this.maxMs) this.attempt += 1;
+    return Math.floor(this.random() * ceiling);
+  }
+
+  /** After a good response: the next failure starts from the first delay again. */
+  reset(): void {
+    this.attempt = 0;
+  }
+}
