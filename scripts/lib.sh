@@ -1,0 +1,234 @@
+# shellcheck shell=bash
+# Some variables here are only used by the scripts that source this file.
+# shellcheck disable=SC2034
+# Shared by build.sh, the three numbered scripts and scripts/*.sh: names, paths, output,
+# and the two ways of reaching SPIRE (local processes or `docker compose exec`).
+# Usage: source it, then call `demo_init "$@"`.
+#
+# Mode: `--mode local|docker` on the command line, else $SPIRE_DEMO_MODE, else local.
+
+DEMO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+DEMO_DATA="$DEMO_ROOT/.data"
+SPIRE_BIN="$DEMO_ROOT/.spire/bin"
+COMPOSE_FILE="$DEMO_ROOT/docker-compose.yml"
+TRUST_DOMAINS=(broker.org stocksmarket.org)
+DEMO_MODE="${SPIRE_DEMO_MODE:-local}"
+
+# Paths inside the containers (docker-compose.yml sets the same values).
+DOCKER_SERVER_SOCKET="/tmp/spire-server/private/api.sock"
+DOCKER_AGENT_SOCKET="/tmp/agent.sock"
+DOCKER_AGENT_BOOTSTRAP="/opt/spire/conf/agent/bootstrap.crt"
+
+# ---------------------------------------------------------------- output
+
+if [ -t 1 ]; then
+  _BOLD=$'\033[1m' _RESET=$'\033[0m'
+else
+  _BOLD="" _RESET=""
+fi
+
+# A step the reader should see (bold on a terminal).
+say() { printf '%s==> %s%s\n' "$_BOLD" "$*" "$_RESET"; }
+# Detail under a step.
+note() { printf '    %s\n' "$*"; }
+warn() { printf '%sWARNING: %s%s\n' "$_BOLD" "$*" "$_RESET" >&2; }
+die() {
+  printf '%sERROR: %s%s\n' "$_BOLD" "$*" "$_RESET" >&2
+  exit 1
+}
+
+# ---------------------------------------------------------------- arguments
+
+demo_init() {
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --mode) [ $# -ge 2 ] || die "--mode needs a value: local or docker"; DEMO_MODE="$2"; shift 2 ;;
+      --mode=*) DEMO_MODE="${1#--mode=}"; shift ;;
+      -h | --help)
+        printf 'usage: %s [--mode local|docker]\n' "$(basename "$0")"
+        printf '  local  (default) SPIRE and the services run as processes on this machine\n'
+        printf '  docker SPIRE and the services run in the containers of docker-compose.yml\n'
+        printf 'The mode can also be set with SPIRE_DEMO_MODE=local|docker.\n'
+        exit 0
+        ;;
+      *) die "unknown argument '$1' (usage: $(basename "$0") [--mode local|docker])" ;;
+    esac
+  done
+  case "$DEMO_MODE" in
+    local | docker) ;;
+    *) die "unknown mode '$DEMO_MODE': use --mode local or --mode docker (or SPIRE_DEMO_MODE)" ;;
+  esac
+  export SPIRE_DEMO_MODE="$DEMO_MODE"
+}
+
+# ---------------------------------------------------------------- names (facts of the tutorial)
+
+other_td() { if [ "$1" = broker.org ]; then echo stocksmarket.org; else echo broker.org; fi; }
+server_name() { if [ "$1" = broker.org ]; then echo spire-server-broker; else echo spire-server-stocks; fi; }
+agent_host() { if [ "$1" = broker.org ]; then echo broker-webapp; else echo stock-quotes-service; fi; }
+workload_user() { if [ "$1" = broker.org ]; then echo webapp; else echo quotes-service; fi; }
+workload_id() { if [ "$1" = broker.org ]; then echo spiffe://broker.org/webapp; else echo spiffe://stocksmarket.org/quotes-service; fi; }
+
+# ---------------------------------------------------------------- local-mode layout
+
+# Loopback ports that do not clash: server APIs 8181/8182, bundle endpoints 8443/8444.
+# (The webapp keeps 8080, the quotes service 8090.)
+server_port() { if [ "$1" = broker.org ]; then echo 8181; else echo 8182; fi; }
+bundle_port() { if [ "$1" = broker.org ]; then echo 8443; else echo 8444; fi; }
+server_dir() { echo "$DEMO_DATA/$(server_name "$1")"; }
+agent_dir() { echo "$DEMO_DATA/$(agent_host "$1")"; }
+sockets_dir() { echo "$DEMO_DATA/sockets"; }
+server_socket() { echo "$(sockets_dir)/$(server_name "$1").sock"; }
+agent_socket() { echo "$(sockets_dir)/$(agent_host "$1")-agent.sock"; }
+
+# x509pop material made by scripts/make-agent-certs.sh (both modes use it).
+certs_dir() { echo "$DEMO_DATA/certs/$1"; }
+agent_ca_cert() { echo "$(certs_dir "$1")/agent-ca.crt"; }
+agent_cert() { echo "$(certs_dir "$1")/$(agent_host "$1").crt"; }
+agent_key() { echo "$(certs_dir "$1")/$(agent_host "$1").key"; }
+
+# The x509pop agent ID: spiffe://<td>/spire/agent/x509pop/<SHA-1 hex of the certificate DER>.
+agent_id() {
+  local cert fingerprint
+  cert="$(agent_cert "$1")"
+  [ -f "$cert" ] || die "no agent certificate at $cert: run ./build.sh first"
+  fingerprint="$(openssl x509 -in "$cert" -outform DER | sha1sum | cut -c1-40)"
+  echo "spiffe://$1/spire/agent/x509pop/$fingerprint"
+}
+
+# ---------------------------------------------------------------- processes (local mode)
+
+pid_file() { echo "$DEMO_DATA/pids/$1.pid"; }
+log_file() { echo "$DEMO_DATA/logs/$1.log"; }
+
+# True while pid is a live (not zombie) process whose command line contains marker.
+pid_matches() {
+  local pid="$1" marker="$2" state
+  [ -r "/proc/$pid/stat" ] || return 1
+  state="$(sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f1)"
+  [ "$state" != Z ] || return 1
+  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$marker"
+}
+
+# Prints the pid recorded for name if that process still runs.
+running_pid() {
+  local file pid marker
+  file="$(pid_file "$1")"
+  [ -f "$file" ] || return 1
+  read -r pid marker <"$file" || true
+  [ -n "${pid:-}" ] && [ -n "${marker:-}" ] || return 1
+  pid_matches "$pid" "$marker" || return 1
+  echo "$pid"
+}
+
+# start_bg NAME MARKER COMMAND...: runs COMMAND in the background with its output in
+# .data/logs/NAME.log, and records its pid (plus a marker from its command line, so a
+# reused pid is never mistaken for it) in .data/pids/NAME.pid.
+start_bg() {
+  local name="$1" marker="$2"
+  shift 2
+  mkdir -p "$DEMO_DATA/pids" "$DEMO_DATA/logs"
+  "$@" >>"$(log_file "$name")" 2>&1 </dev/null &
+  echo "$! $marker" >"$(pid_file "$name")"
+}
+
+# stop_bg NAME: SIGTERM, then SIGKILL after 15 s; removes the pid file.
+stop_bg() {
+  local name="$1" pid i
+  if pid="$(running_pid "$name")"; then
+    note "stopping $name (pid $pid)"
+    kill -TERM "$pid" 2>/dev/null || true
+    for i in $(seq 1 60); do
+      running_pid "$name" >/dev/null || break
+      [ "$i" -lt 60 ] || { warn "$name (pid $pid) ignored SIGTERM; killing it"; kill -KILL "$pid" 2>/dev/null || true; }
+      sleep 0.25
+    done
+  fi
+  rm -f "$(pid_file "$name")"
+}
+
+# wait_for SECONDS DESCRIPTION COMMAND...: polls COMMAND every half second.
+wait_for() {
+  local seconds="$1" what="$2" deadline
+  shift 2
+  deadline=$(($(date +%s) + seconds))
+  until "$@" >/dev/null 2>&1; do
+    [ "$(date +%s)" -lt "$deadline" ] || return 1
+    sleep 0.5
+  done
+  note "$what (after $((seconds - deadline + $(date +%s))) s)"
+}
+
+show_log_tail() {
+  local file
+  file="$(log_file "$1")"
+  [ -f "$file" ] || return 0
+  printf '    last lines of %s:\n' "${file#"$DEMO_ROOT"/}" >&2
+  tail -n 15 "$file" | sed 's/^/      /' >&2
+}
+
+# ---------------------------------------------------------------- reaching SPIRE
+
+require_spire_binaries() {
+  [ "$DEMO_MODE" = local ] || return 0
+  local bin
+  for bin in spire-server spire-agent; do
+    [ -x "$SPIRE_BIN/$bin" ] || die "$bin is missing from .spire/bin: run scripts/install-spire.sh (builds SPIRE 1.13.3 with Go, or tells you how to get the release archive)"
+  done
+}
+
+compose() {
+  command -v docker >/dev/null 2>&1 || die "docker is not installed: Docker mode needs Docker with the compose plugin (or use --mode local)"
+  docker compose -f "$COMPOSE_FILE" "$@"
+}
+
+# spire_server TD ARGS...: runs `spire-server ARGS... -socketPath <that server's socket>`.
+# ARGS must be the subcommand and its flags (the socket flag goes last).
+spire_server() {
+  local td="$1"
+  shift
+  if [ "$DEMO_MODE" = local ]; then
+    "$SPIRE_BIN/spire-server" "$@" -socketPath "$(server_socket "$td")"
+  else
+    compose exec -T "$(server_name "$td")" /opt/spire/bin/spire-server "$@" -socketPath "$DOCKER_SERVER_SOCKET"
+  fi
+}
+
+# spire_agent TD ARGS...: runs `spire-agent ARGS... -socketPath <that agent's socket>`.
+spire_agent() {
+  local td="$1"
+  shift
+  if [ "$DEMO_MODE" = local ]; then
+    "$SPIRE_BIN/spire-agent" "$@" -socketPath "$(agent_socket "$td")"
+  else
+    compose exec -T -u root "$(agent_host "$td")" /opt/spire/bin/spire-agent "$@" -socketPath "$DOCKER_AGENT_SOCKET"
+  fi
+}
+
+server_healthy() { spire_server "$1" healthcheck >/dev/null 2>&1; }
+agent_healthy() { spire_agent "$1" healthcheck >/dev/null 2>&1; }
+
+require_servers() {
+  require_spire_binaries
+  local td
+  for td in "${TRUST_DOMAINS[@]}"; do
+    server_healthy "$td" && continue
+    if [ "$DEMO_MODE" = local ]; then
+      die "the SPIRE server of $td ($(server_name "$td")) is not running: run npm start, or scripts/start-servers.sh, first"
+    else
+      die "the SPIRE server of $td ($(server_name "$td")) is not running: run ./build.sh --mode docker and docker compose up -d first"
+    fi
+  done
+}
+
+require_agents() {
+  local td
+  for td in "${TRUST_DOMAINS[@]}"; do
+    agent_healthy "$td" || die "no SPIRE agent is running on $(agent_host "$td") ($td): run ./1-start-spire-agents.sh first"
+  done
+}
+
+# True if SERVER_TD holds a federated bundle for OTHER_TD.
+has_federated_bundle() {
+  spire_server "$1" bundle list -id "spiffe://$2" >/dev/null 2>&1
+}
