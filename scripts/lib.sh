@@ -59,6 +59,11 @@ demo_init() {
     *) die "unknown mode '$DEMO_MODE': use --mode local or --mode docker (or SPIRE_DEMO_MODE)" ;;
   esac
   export SPIRE_DEMO_MODE="$DEMO_MODE"
+  if [ "$DEMO_MODE" = docker ]; then
+    if ! docker compose version >/dev/null 2>&1; then
+      die "Docker mode needs docker with the compose plugin (docker compose version failed); or use --mode local"
+    fi
+  fi
 }
 
 # ---------------------------------------------------------------- names (facts of the tutorial)
@@ -178,7 +183,6 @@ require_spire_binaries() {
 }
 
 compose() {
-  command -v docker >/dev/null 2>&1 || die "docker is not installed: Docker mode needs Docker with the compose plugin (or use --mode local)"
   docker compose -f "$COMPOSE_FILE" "$@"
 }
 

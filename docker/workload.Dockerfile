@@ -1,0 +1,36 @@
+# Image of one workload host of the tutorial (broker-webapp or stock-quotes-service): the
+# Node service, running as its own non-root user, plus a SPIRE Agent that
+# 1-start-spire-agents.sh starts inside the container with `docker compose exec`.
+# Built by `./build.sh --mode docker` after it compiled the TypeScript on the host.
+ARG SPIRE_VERSION=1.13.3
+
+FROM ghcr.io/spiffe/spire-agent:${SPIRE_VERSION} AS spire
+
+FROM node:20-bookworm-slim
+# SERVICE: the npm workspace to run; SERVICE_USER: the unix user the registration entry
+# selects (unix:user:webapp or unix:user:quotes-service).
+ARG SERVICE
+ARG SERVICE_USER
+RUN test -n "$SERVICE" && test -n "$SERVICE_USER" \
+  && useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$SERVICE_USER"
+
+# The official release binary (statically linked).
+COPY --from=spire /opt/spire/bin/spire-agent /opt/spire/bin/spire-agent
+COPY docker/${SERVICE}/agent.conf /opt/spire/conf/agent/agent.conf
+RUN mkdir -p /opt/spire/data/agent
+
+WORKDIR /app
+COPY package.json package-lock.json ./
+COPY spiffe/package.json spiffe/
+COPY stock-quotes-service/package.json stock-quotes-service/
+COPY broker-webapp/package.json broker-webapp/
+RUN npm ci --omit=dev --no-audit --no-fund --workspace spiffe --workspace "$SERVICE" \
+  && npm cache clean --force
+COPY spiffe/proto spiffe/proto
+COPY spiffe/dist spiffe/dist
+COPY ${SERVICE}/dist ${SERVICE}/dist
+
+ENV SERVICE=${SERVICE}
+USER ${SERVICE_USER}
+# docker-compose.yml gives the flags; this default only names the entry point.
+CMD ["sh", "-c", "exec node \"/app/$SERVICE/dist/main.js\""]
