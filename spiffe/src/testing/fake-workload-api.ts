@@ -1,4 +1,19 @@
-import type { Metadata, status } from "@grpc/grpc-js";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import {
+  type Metadata,
+  Server,
+  ServerCredentials,
+  type ServerWritableStream,
+  status,
+} from "@grpc/grpc-js";
+import {
+  SECURITY_HEADER,
+  SECURITY_HEADER_VALUE,
+  type WorkloadApiMethod,
+  workloadApiService,
+} from "../workloadapi/proto.js";
 
 /** Test-only in-process Workload API server on a unix socket. */
 
@@ -21,51 +36,192 @@ export interface FakeCall {
   metadata: Metadata;
 }
 
+export interface FakeWorkloadApiOptions {
+  /** Socket path; default a fresh one under os.tmpdir(). */
+  socketPath?: string;
+  /**
+   * Answer calls without `workload.spiffe.io: true` with INVALID_ARGUMENT "security
+   * header missing from request", as a real agent does (default true).
+   */
+  requireSecurityHeader?: boolean;
+}
+
+type Stream = ServerWritableStream<unknown, unknown>;
+
+function toWireX509(response: FakeX509Response): Record<string, unknown> {
+  return {
+    svids: response.svids.map((svid) => ({
+      spiffe_id: svid.spiffeId,
+      x509_svid: svid.chainDer,
+      x509_svid_key: svid.keyDer,
+      bundle: svid.bundleDer,
+      hint: svid.hint ?? "",
+    })),
+    federated_bundles: response.federatedBundles ?? {},
+  };
+}
+
 export class FakeWorkloadApi {
+  private readonly server: Server;
+  private readonly socketPath: string;
+  private readonly tempDir: string | undefined;
+  private readonly requireSecurityHeader: boolean;
+  private readonly received: FakeCall[] = [];
+  private readonly open: Record<WorkloadApiMethod, Set<Stream>> = {
+    FetchX509SVID: new Set(),
+    FetchX509Bundles: new Set(),
+  };
+  private x509: Record<string, unknown> | undefined;
+  private bundles: Record<string, unknown> | undefined;
+  private failure: { code: status; details: string } | undefined;
+  private cancelledCount = 0;
+  private stopped = false;
+
+  private constructor(
+    server: Server,
+    socketPath: string,
+    tempDir: string | undefined,
+    requireSecurityHeader: boolean,
+  ) {
+    this.server = server;
+    this.socketPath = socketPath;
+    this.tempDir = tempDir;
+    this.requireSecurityHeader = requireSecurityHeader;
+  }
+
   /** Listens on a fresh unix socket (under os.tmpdir() unless `socketPath` is given). */
-  static async start(_options?: { socketPath?: string }): Promise<FakeWorkloadApi> {
-    throw new Error("TODO");
+  static async start(options: FakeWorkloadApiOptions = {}): Promise<FakeWorkloadApi> {
+    const tempDir =
+      options.socketPath === undefined
+        ? await mkdtemp(join(tmpdir(), "fake-workload-api-"))
+        : undefined;
+    const socketPath = options.socketPath ?? join(tempDir as string, "agent.sock");
+    const server = new Server();
+    const fake = new FakeWorkloadApi(
+      server,
+      socketPath,
+      tempDir,
+      options.requireSecurityHeader ?? true,
+    );
+    server.addService(workloadApiService(), {
+      FetchX509SVID: (call: Stream) => fake.accept("FetchX509SVID", call),
+      FetchX509Bundles: (call: Stream) => fake.accept("FetchX509Bundles", call),
+    });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.bindAsync(`unix://${socketPath}`, ServerCredentials.createInsecure(), (error) =>
+          error ? reject(error) : resolve(),
+        );
+      });
+    } catch (error) {
+      server.forceShutdown();
+      if (tempDir !== undefined) await rm(tempDir, { recursive: true, force: true });
+      throw error;
+    }
+    return fake;
   }
 
   /** `unix:///...`: pass to the client as `address`. */
   get address(): string {
-    throw new Error("TODO");
+    return `unix://${this.socketPath}`;
   }
 
   /** Every call received, in order, with its metadata. */
   get calls(): readonly FakeCall[] {
-    throw new Error("TODO");
+    return this.received;
+  }
+
+  /** Streams currently open (not ended by the server, not cancelled by the client). */
+  openStreamCount(method?: WorkloadApiMethod): number {
+    if (method !== undefined) return this.open[method].size;
+    return this.open.FetchX509SVID.size + this.open.FetchX509Bundles.size;
+  }
+
+  /** How many streams the client has cancelled so far. */
+  get cancelledStreams(): number {
+    return this.cancelledCount;
+  }
+
+  private accept(method: WorkloadApiMethod, call: Stream): void {
+    this.received.push({ method, metadata: call.metadata.clone() });
+    const header = call.metadata.get(SECURITY_HEADER);
+    if (
+      this.requireSecurityHeader &&
+      !(header.length === 1 && header[0] === SECURITY_HEADER_VALUE)
+    ) {
+      call.emit("error", {
+        code: status.INVALID_ARGUMENT,
+        details: "security header missing from request",
+      });
+      return;
+    }
+    if (this.failure !== undefined) {
+      call.emit("error", { ...this.failure });
+      return;
+    }
+    const streams = this.open[method];
+    streams.add(call);
+    call.on("cancelled", () => {
+      if (streams.delete(call)) this.cancelledCount += 1;
+    });
+    const current = method === "FetchX509SVID" ? this.x509 : this.bundles;
+    if (current !== undefined) call.write(current);
   }
 
   /** Sets the X.509 response and sends it on every open FetchX509SVID stream. */
-  setX509(_response: FakeX509Response): void {
-    throw new Error("TODO");
+  setX509(response: FakeX509Response): void {
+    this.x509 = toWireX509(response);
+    for (const call of this.open.FetchX509SVID) call.write(this.x509);
   }
 
   /** Sets the bundles (td ID -> DER) and sends them on every open FetchX509Bundles stream. */
-  setBundles(_bundles: Record<string, Buffer>): void {
-    throw new Error("TODO");
+  setBundles(bundles: Record<string, Buffer>): void {
+    this.bundles = { bundles };
+    for (const call of this.open.FetchX509Bundles) call.write(this.bundles);
   }
 
   /** Sends raw, possibly malformed, X.509 responses (fields as in workload.proto). */
-  sendRawX509(_response: Record<string, unknown>): void {
-    throw new Error("TODO");
+  sendRawX509(response: Record<string, unknown>): void {
+    for (const call of this.open.FetchX509SVID) call.write(response);
   }
 
   /**
    * Until cleared with `failWith(undefined)`: open streams end with this status and new
    * calls are answered with it (e.g. PERMISSION_DENIED while no entry matches).
    */
-  failWith(_code: status | undefined, _message?: string): void {
-    throw new Error("TODO");
+  failWith(code: status | undefined, message?: string): void {
+    if (code === undefined) {
+      this.failure = undefined;
+      return;
+    }
+    this.failure = { code, details: message ?? `fake agent answers ${status[code]}` };
+    for (const streams of Object.values(this.open)) {
+      for (const call of streams) call.emit("error", { ...this.failure });
+      streams.clear();
+    }
   }
 
   /** Ends every open stream normally (as an agent restart would). */
   endStreams(): void {
-    throw new Error("TODO");
+    for (const streams of Object.values(this.open)) {
+      for (const call of streams) call.end();
+      streams.clear();
+    }
   }
 
-  stop(): Promise<void> {
-    throw new Error("TODO");
+  /** Closes every stream and the server, and removes the socket (and its temp folder). */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.endStreams();
+    await new Promise<void>((resolve) => {
+      // A client that keeps its connection open must not hold the test up.
+      const force = setTimeout(() => this.server.forceShutdown(), 200);
+      this.server.tryShutdown(() => {
+        clearTimeout(force);
+        resolve();
+      });
+    });
+    await rm(this.tempDir ?? this.socketPath, { recursive: true, force: true });
   }
 }

@@ -1,0 +1,125 @@
+import { X509Bundle, X509BundleSet } from "../bundle.js";
+import { SpiffeError } from "../errors.js";
+import { TrustDomain } from "../spiffeid.js";
+import { X509Svid } from "../x509svid.js";
+import type { RawX509BundlesResponse, RawX509Svid, RawX509SvidResponse } from "./proto.js";
+
+/** A Workload API response that cannot be used; the client discards it and keeps the stream. */
+export class MalformedResponseError extends SpiffeError {}
+
+/** What a parsed FetchX509SVID response carries (re-exported by client.ts as X509Context). */
+export interface ParsedX509Context {
+  svids: readonly X509Svid[];
+  bundles: X509BundleSet;
+}
+
+/** Called for a part of a response that is skipped while the rest is still used. */
+export type SkipReporter = (details: object, message: string) => void;
+
+const MANDATORY_SVID_FIELDS = ["spiffe_id", "x509_svid", "x509_svid_key", "bundle"] as const;
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+function parseSvid(raw: RawX509Svid, index: number): X509Svid {
+  const empty = MANDATORY_SVID_FIELDS.filter((name) => raw[name].length === 0);
+  if (empty.length > 0) {
+    throw new MalformedResponseError(
+      "empty-field",
+      `SVID #${index} has empty mandatory field(s): ${empty.join(", ")}`,
+    );
+  }
+  let svid: X509Svid;
+  try {
+    svid = X509Svid.fromDer(raw.x509_svid, raw.x509_svid_key, raw.hint);
+  } catch (error) {
+    throw new MalformedResponseError(
+      "bad-svid",
+      `SVID #${index} (${raw.spiffe_id}) cannot be parsed: ${messageOf(error)}`,
+      { cause: error },
+    );
+  }
+  if (svid.id.toString() !== raw.spiffe_id) {
+    throw new MalformedResponseError(
+      "id-mismatch",
+      `SVID #${index}: spiffe_id ${raw.spiffe_id} differs from the certificate's ID ${svid.id}`,
+    );
+  }
+  return svid;
+}
+
+/** Map keys are trust domain IDs (`spiffe://example.org`); anything else is skipped. */
+function bundleKey(key: string, skip: SkipReporter): TrustDomain | undefined {
+  try {
+    if (!key.startsWith("spiffe://")) throw new Error("expected spiffe://<trust domain>");
+    return TrustDomain.parse(key);
+  } catch (error) {
+    skip({ key, reason: messageOf(error) }, "skipping a bundle whose key is not a trust domain ID");
+    return undefined;
+  }
+}
+
+function addBundle(
+  bundles: Map<string, X509Bundle>,
+  key: string,
+  der: Buffer,
+  skip: SkipReporter,
+): void {
+  const trustDomain = bundleKey(key, skip);
+  if (trustDomain === undefined) return;
+  if (bundles.has(trustDomain.name)) {
+    // The SVID's own trust domain bundle came with the SVID; a second copy must not replace it.
+    skip({ trustDomain: trustDomain.name }, "skipping a second bundle for the same trust domain");
+    return;
+  }
+  if (der.length === 0) {
+    skip({ trustDomain: trustDomain.name }, "skipping an empty bundle");
+    return;
+  }
+  try {
+    bundles.set(trustDomain.name, X509Bundle.fromDer(trustDomain, der));
+  } catch (error) {
+    skip({ trustDomain: trustDomain.name, reason: messageOf(error) }, "skipping a bad bundle");
+  }
+}
+
+/**
+ * Parses a FetchX509SVID response. Throws MalformedResponseError when the response as a
+ * whole is unusable (no SVIDs, an SVID with an empty mandatory field, an unparsable SVID
+ * or own bundle); skips (and reports) only bad federated bundles.
+ */
+export function parseX509Context(raw: RawX509SvidResponse, skip: SkipReporter): ParsedX509Context {
+  if (raw.svids.length === 0) {
+    throw new MalformedResponseError("no-svids", "the response holds no SVIDs");
+  }
+  const svids = raw.svids.map(parseSvid);
+  const bundles = new Map<string, X509Bundle>();
+  raw.svids.forEach((rawSvid, index) => {
+    const trustDomain = (svids[index] as X509Svid).id.trustDomain;
+    if (bundles.has(trustDomain.name)) return;
+    try {
+      bundles.set(trustDomain.name, X509Bundle.fromDer(trustDomain, rawSvid.bundle));
+    } catch (error) {
+      throw new MalformedResponseError(
+        "bad-bundle",
+        `the bundle of SVID #${index} (${rawSvid.spiffe_id}) cannot be parsed: ${messageOf(error)}`,
+        { cause: error },
+      );
+    }
+  });
+  for (const [key, der] of Object.entries(raw.federated_bundles)) {
+    addBundle(bundles, key, der, skip);
+  }
+  return { svids, bundles: new X509BundleSet(bundles.values()) };
+}
+
+/** Parses a FetchX509Bundles response; a response without one usable bundle is malformed. */
+export function parseX509Bundles(raw: RawX509BundlesResponse, skip: SkipReporter): X509BundleSet {
+  const bundles = new Map<string, X509Bundle>();
+  for (const [key, der] of Object.entries(raw.bundles)) addBundle(bundles, key, der, skip);
+  if (bundles.size === 0) {
+    throw new MalformedResponseError("no-bundles", "the response holds no usable bundle");
+  }
+  return new X509BundleSet(bundles.values());
+}
