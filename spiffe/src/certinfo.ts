@@ -15,6 +15,11 @@ export interface CertificateDetails {
   dnsNames: string[];
   /** The keyUsage extension (2.5.29.15), or undefined when the certificate has none. */
   keyUsage: KeyUsage | undefined;
+  /**
+   * basicConstraints cA. Node's X509Certificate.ca is not this: OpenSSL's check also wants
+   * keyCertSign, so a leaf claiming cA without keyCertSign would slip through it.
+   */
+  isCa: boolean;
   /** basicConstraints pathLenConstraint, when present. */
   pathLength: number | undefined;
 }
@@ -83,13 +88,20 @@ function readKeyUsage(value: string): KeyUsage {
   };
 }
 
-function readPathLength(value: string): number | undefined {
+function readBasicConstraints(value: string): { isCa: boolean; pathLength: number | undefined } {
   const sequence = parseAsn1Bytes(value);
   if (!isUniversal(sequence, Type.SEQUENCE)) {
     throw new DerError("basicConstraints is not a SEQUENCE");
   }
-  const integer = children(sequence, "basicConstraints").find((n) => isUniversal(n, Type.INTEGER));
-  return integer ? forge.asn1.derToInteger(bytesOf(integer, "pathLenConstraint")) : undefined;
+  const fields = children(sequence, "basicConstraints");
+  const flag = fields.find((n) => isUniversal(n, Type.BOOLEAN));
+  const integer = fields.find((n) => isUniversal(n, Type.INTEGER));
+  return {
+    isCa: flag !== undefined && bytesOf(flag, "cA") !== "\x00",
+    pathLength: integer
+      ? forge.asn1.derToInteger(bytesOf(integer, "pathLenConstraint"))
+      : undefined,
+  };
 }
 
 const cache = new WeakMap<X509Certificate, CertificateDetails>();
@@ -126,6 +138,7 @@ function readDetails(certificate: X509Certificate): CertificateDetails {
     uris: [],
     dnsNames: [],
     keyUsage: undefined,
+    isCa: false,
     pathLength: undefined,
   };
 
@@ -155,7 +168,7 @@ function readDetails(certificate: X509Certificate): CertificateDetails {
     try {
       if (oid === OID_SUBJECT_ALT_NAME) Object.assign(details, readSubjectAltNames(value));
       if (oid === OID_KEY_USAGE) details.keyUsage = readKeyUsage(value);
-      if (oid === OID_BASIC_CONSTRAINTS) details.pathLength = readPathLength(value);
+      if (oid === OID_BASIC_CONSTRAINTS) Object.assign(details, readBasicConstraints(value));
     } catch (error) {
       if (error instanceof DerError) throw error;
       throw new DerError(`extension ${oid} is unreadable: ${(error as Error).message}`, {

@@ -8,11 +8,11 @@ import type { X509BundleSource } from "./bundle.js";
 import { type CertificateDetails, certificateDetails } from "./certinfo.js";
 import { certificatesToPem, parseDerCertificates, parsePemCertificates } from "./der.js";
 import { SpiffeError } from "./errors.js";
-import { parseSpiffeId, parseWorkloadId, type SpiffeId, SpiffeIdError } from "./spiffeid.js";
+import { parseSpiffeId, type SpiffeId, SpiffeIdError } from "./spiffeid.js";
 
 /**
  * Codes: "malformed-chain", "empty-chain", "malformed-key", "no-uri-san",
- * "multiple-uri-sans", "invalid-spiffe-id", "key-mismatch".
+ * "multiple-uri-sans", "invalid-spiffe-id", "missing-path", "key-mismatch".
  */
 export class SvidError extends SpiffeError {}
 
@@ -129,12 +129,18 @@ export class X509Svid {
     }
     let id: SpiffeId;
     try {
-      id = parseWorkloadId(uri);
+      id = parseSpiffeId(uri);
     } catch (error) {
       throw new SvidError(
         "invalid-spiffe-id",
-        `X.509-SVID leaf URI SAN is not a workload SPIFFE ID: ${messageOf(error)}`,
+        `X.509-SVID leaf URI SAN is not a valid SPIFFE ID: ${messageOf(error)}`,
         { cause: error },
+      );
+    }
+    if (id.path === "") {
+      throw new SvidError(
+        "missing-path",
+        `X.509-SVID leaf carries ${id}, a trust domain ID; a workload's SPIFFE ID needs a path`,
       );
     }
     if (!spkiDer(privateKey).equals(spkiDer(leaf.publicKey))) {
@@ -226,7 +232,7 @@ export function verifyX509Svid(
   const id = leafSpiffeId(leafDetails);
   const who = `peer certificate for ${id}`;
 
-  if (leaf.ca) {
+  if (leafDetails.isCa) {
     throw new VerificationError(
       "leaf-is-ca",
       `${who} is a CA certificate (basicConstraints cA true); an X.509-SVID leaf must not be a CA`,
@@ -391,13 +397,13 @@ function issuerProblem(
   now: Date,
 ): VerificationError | undefined {
   const who = `${role} "${issuer.subject.replaceAll("\n", ", ")}"`;
-  if (!issuer.ca) {
+  const details = readDetails(issuer, who);
+  if (!details.isCa) {
     return new VerificationError(
       "untrusted",
       `${who} signed the chain but is not a CA (basicConstraints cA false)`,
     );
   }
-  const details = readDetails(issuer, who);
   if (details.pathLength !== undefined && below > details.pathLength) {
     return new VerificationError(
       "untrusted",

@@ -26,6 +26,12 @@ export interface IssueOptions {
    * the keyUsage extension is left out altogether.
    */
   keyUsage?: { digitalSignature?: boolean; keyCertSign?: boolean; cRLSign?: boolean };
+  /**
+   * URIs for a second subjectAltName extension. RFC 5280 forbids repeating an extension;
+   * this makes such a malformed certificate, where a checker reading only one SAN
+   * extension would miss an identity.
+   */
+  secondSanExtensionUris?: string[];
 }
 
 /** Knobs for intermediates, so broken intermediates can be tested too. */
@@ -34,7 +40,7 @@ export interface IntermediateOptions {
   keyAlgorithm?: KeyAlgorithm;
   notBefore?: Date;
   notAfter?: Date;
-  /** basicConstraints cA (default true). */
+  /** basicConstraints cA (default true); keyUsage keeps keyCertSign either way. */
   isCa?: boolean;
   /** basicConstraints pathLenConstraint (default: none). */
   pathLength?: number;
@@ -202,10 +208,9 @@ export class TestCa {
       signingAlgorithm: signingAlgorithm(this.keyAlgorithm),
       extensions: [
         new x509.BasicConstraintsExtension(isCa, isCa ? options.pathLength : undefined, true),
+        // keyCertSign even when cA is false, so that only basicConstraints is wrong.
         new x509.KeyUsagesExtension(
-          isCa
-            ? x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign
-            : x509.KeyUsageFlags.digitalSignature,
+          x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign,
           true,
         ),
         new x509.SubjectAlternativeNameExtension([
@@ -240,6 +245,13 @@ export class TestCa {
     if (flags !== 0) extensions.push(new x509.KeyUsagesExtension(flags, true));
     // An empty SAN extension is invalid DER-wise, so "no URI SAN" leaves it out entirely.
     if (names.length > 0) extensions.push(new x509.SubjectAlternativeNameExtension(names, false));
+    if (options.secondSanExtensionUris) {
+      const second = options.secondSanExtensionUris.map((value) => ({
+        type: "url" as const,
+        value,
+      }));
+      extensions.push(new x509.SubjectAlternativeNameExtension(second, false));
+    }
     const cert = await x509.X509CertificateGenerator.create({
       subject: "CN=svid,O=TestCa",
       issuer: this.ownCert.subject,

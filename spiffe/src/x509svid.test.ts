@@ -1,0 +1,372 @@
+import assert from "node:assert/strict";
+import { createPrivateKey } from "node:crypto";
+import { before, describe, it } from "node:test";
+import { createSecureContext } from "node:tls";
+import { X509BundleSet } from "./bundle.js";
+import { type KeyAlgorithm, TestCa } from "./testing/ca.js";
+import {
+  SvidError,
+  VerificationError,
+  type VerificationRule,
+  verifyX509Svid,
+  X509Svid,
+} from "./x509svid.js";
+
+const WEBAPP = "spiffe://broker.org/webapp";
+const QUOTES = "spiffe://stocksmarket.org/quotes-service";
+const HOUR_MS = 3_600_000;
+
+function assertRule(verify: () => unknown, rule: VerificationRule, fragment?: string): void {
+  assert.throws(verify, (error: unknown) => {
+    assert.ok(
+      error instanceof VerificationError,
+      `expected VerificationError, got ${String(error)}`,
+    );
+    assert.equal(error.code, rule, error.message);
+    if (fragment !== undefined) {
+      assert.ok(error.message.includes(fragment), `"${error.message}" lacks "${fragment}"`);
+    }
+    return true;
+  });
+}
+
+function assertSvidError(parse: () => unknown, code: string, fragment: string): void {
+  assert.throws(parse, (error: unknown) => {
+    assert.ok(error instanceof SvidError, `expected SvidError, got ${String(error)}`);
+    assert.equal(error.code, code, error.message);
+    assert.ok(error.message.includes(fragment), `"${error.message}" lacks "${fragment}"`);
+    return true;
+  });
+}
+
+for (const algorithm of ["ec-p256", "rsa-2048"] as KeyAlgorithm[]) {
+  describe(`verifyX509Svid (${algorithm})`, () => {
+    let brokerCa: TestCa;
+    let stocksCa: TestCa;
+    let bundles: X509BundleSet;
+    before(async () => {
+      brokerCa = await TestCa.create("broker.org", algorithm);
+      stocksCa = await TestCa.create("stocksmarket.org", algorithm);
+      bundles = new X509BundleSet([brokerCa.bundle(), stocksCa.bundle()]);
+    });
+
+    it("accepts a valid leaf signed by the trust domain's root", async () => {
+      const { certificates } = await brokerCa.issue(WEBAPP);
+      assert.equal(verifyX509Svid(certificates, bundles).toString(), WEBAPP);
+      const quotes = await stocksCa.issue(QUOTES);
+      assert.equal(verifyX509Svid(quotes.certificates, bundles).toString(), QUOTES);
+    });
+
+    it("accepts a leaf plus the intermediate it was issued by", async () => {
+      const intermediate = await brokerCa.createIntermediate();
+      const { certificates } = await intermediate.issue(WEBAPP);
+      assert.equal(certificates.length, 2);
+      assert.equal(verifyX509Svid(certificates, bundles).toString(), WEBAPP);
+    });
+
+    it("accepts two intermediates sent in any order", async () => {
+      const lower = await (await brokerCa.createIntermediate()).createIntermediate();
+      const { certificates } = await lower.issue(WEBAPP);
+      assert.equal(certificates.length, 3);
+      const [leaf, first, second] = certificates;
+      assert.ok(leaf && first && second);
+      assert.equal(verifyX509Svid([leaf, second, first], bundles).toString(), WEBAPP);
+    });
+
+    it("rejects a chain missing the intermediate", async () => {
+      const intermediate = await brokerCa.createIntermediate();
+      const { certificates } = await intermediate.issue(WEBAPP);
+      assertRule(() => verifyX509Svid(certificates.slice(0, 1), bundles), "untrusted");
+    });
+
+    it("accepts a peer that also sends the root", async () => {
+      const { certificates } = await brokerCa.issue(WEBAPP);
+      const withRoot = [...certificates, brokerCa.certificate];
+      assert.equal(verifyX509Svid(withRoot, bundles).toString(), WEBAPP);
+    });
+
+    it("accepts an extra DNS SAN", async () => {
+      const { certificates } = await brokerCa.issue(WEBAPP, { dnsNames: ["broker-webapp"] });
+      assert.equal(verifyX509Svid(certificates, bundles).toString(), WEBAPP);
+    });
+
+    it("rejects an expired leaf", async () => {
+      const { certificates } = await brokerCa.issue(WEBAPP, {
+        notBefore: new Date(Date.now() - 2 * HOUR_MS),
+        notAfter: new Date(Date.now() - HOUR_MS),
+      });
+      assertRule(() => verifyX509Svid(certificates, bundles), "expired", `${WEBAPP} expired at`);
+    });
+
+    it("rejects a leaf that is not valid yet", async () => {
+      const { certificates } = await brokerCa.issue(WEBAPP, {
+        notBefore: new Date(Date.now() + HOUR_MS),
+        notAfter: new Date(Date.now() + 2 * HOUR_MS),
+      });
+      assertRule(() => verifyX509Svid(certificates, bundles), "not-yet-valid", "not valid before");
+    });
+
+    it("checks validity against the given time", async () => {
+      const { certificates } = await brokerCa.issue(WEBAPP);
+      const later = new Date(Date.now() + 2 * HOUR_MS);
+      assertRule(() => verifyX509Svid(certificates, bundles, later), "expired");
+      const earlier = new Date(Date.now() - HOUR_MS);
+      assertRule(() => verifyX509Svid(certificates, bundles, earlier), "not-yet-valid");
+    });
+
+    it("rejects a chain through an expired intermediate", async () => {
+      const intermediate = await brokerCa.createIntermediate({
+        notBefore: new Date(Date.now() - 2 * HOUR_MS),
+        notAfter: new Date(Date.now() - HOUR_MS),
+      });
+      const { certificates } = await intermediate.issue(WEBAPP);
+      assertRule(
+        () => verifyX509Svid(certificates, bundles),
+        "expired",
+        "intermediate certificate",
+      );
+    });
+
+    it("rejects a chain through an intermediate that is not a CA", async () => {
+      const notCa = await brokerCa.createIntermediate({ isCa: false });
+      const { certificates } = await notCa.issue(WEBAPP);
+      assertRule(() => verifyX509Svid(certificates, bundles), "untrusted", "is not a CA");
+    });
+
+    it("enforces an intermediate's path length constraint", async () => {
+      const upper = await brokerCa.createIntermediate({ pathLength: 0 });
+      const lower = await upper.createIntermediate();
+      const { certificates } = await lower.issue(WEBAPP);
+      assertRule(() => verifyX509Svid(certificates, bundles), "untrusted", "allows 0 intermediate");
+      // Directly below the constrained intermediate is fine.
+      const direct = await upper.issue(WEBAPP);
+      assert.equal(verifyX509Svid(direct.certificates, bundles).toString(), WEBAPP);
+    });
+
+    it("rejects a leaf from a CA that is not in the bundle, even with the same name", async () => {
+      const impostor = await TestCa.create("broker.org", algorithm);
+      assert.equal(impostor.certificate.subject, brokerCa.certificate.subject);
+      const { certificates } = await impostor.issue(WEBAPP);
+      assertRule(
+        () => verifyX509Svid(certificates, bundles),
+        "untrusted",
+        "does not chain to the X.509 bundle of broker.org",
+      );
+    });
+
+    it("rejects a leaf that is a CA", async () => {
+      const { certificates } = await brokerCa.issue(WEBAPP, { isCa: true });
+      assertRule(() => verifyX509Svid(certificates, bundles), "leaf-is-ca", "basicConstraints");
+    });
+
+    it("rejects a leaf with keyUsage keyCertSign", async () => {
+      const { certificates } = await brokerCa.issue(WEBAPP, {
+        keyUsage: { digitalSignature: true, keyCertSign: true },
+      });
+      assertRule(() => verifyX509Svid(certificates, bundles), "key-cert-sign", "keyCertSign");
+    });
+
+    it("rejects a leaf with keyUsage cRLSign", async () => {
+      const { certificates } = await brokerCa.issue(WEBAPP, {
+        keyUsage: { digitalSignature: true, cRLSign: true },
+      });
+      assertRule(() => verifyX509Svid(certificates, bundles), "crl-sign", "cRLSign");
+    });
+
+    it("rejects a leaf whose keyUsage lacks digitalSignature", async () => {
+      const { certificates } = await brokerCa.issue(WEBAPP, { keyUsage: { cRLSign: true } });
+      assertRule(
+        () => verifyX509Svid(certificates, bundles),
+        "no-digital-signature",
+        "without digitalSignature",
+      );
+    });
+
+    it("rejects a leaf without a keyUsage extension", async () => {
+      const { certificates } = await brokerCa.issue(WEBAPP, { keyUsage: {} });
+      assertRule(
+        () => verifyX509Svid(certificates, bundles),
+        "no-digital-signature",
+        "no keyUsage extension",
+      );
+    });
+
+    it("rejects a leaf without any SAN", async () => {
+      const { certificates } = await brokerCa.issue(WEBAPP, { uris: [] });
+      assertRule(() => verifyX509Svid(certificates, bundles), "no-uri-san");
+    });
+
+    it("rejects a leaf with only a DNS SAN", async () => {
+      const { certificates } = await brokerCa.issue(WEBAPP, { uris: [], dnsNames: ["webapp"] });
+      assertRule(() => verifyX509Svid(certificates, bundles), "no-uri-san");
+    });
+
+    it("rejects a leaf with two URI SANs", async () => {
+      const { certificates } = await brokerCa.issue(WEBAPP, {
+        uris: [WEBAPP, "spiffe://broker.org/admin"],
+      });
+      assertRule(
+        () => verifyX509Svid(certificates, bundles),
+        "multiple-uri-sans",
+        "spiffe://broker.org/admin",
+      );
+    });
+
+    it("rejects a second identity hidden in a repeated SAN extension", async () => {
+      const { certificates } = await brokerCa.issue(WEBAPP, {
+        secondSanExtensionUris: ["spiffe://broker.org/admin"],
+      });
+      assertRule(
+        () => verifyX509Svid(certificates, bundles),
+        "malformed-certificate",
+        "more than once",
+      );
+    });
+
+    it("rejects a non-spiffe URI SAN", async () => {
+      const { certificates } = await brokerCa.issue(WEBAPP, {
+        uris: ["https://broker.org/webapp"],
+      });
+      assertRule(() => verifyX509Svid(certificates, bundles), "invalid-spiffe-id", "spiffe://");
+    });
+
+    it("rejects a URI SAN breaking a SPIFFE ID rule", async () => {
+      const { certificates } = await brokerCa.issue("spiffe://broker.org/web%41pp");
+      assertRule(() => verifyX509Svid(certificates, bundles), "invalid-spiffe-id", "percent");
+    });
+
+    it("rejects an ID without a path", async () => {
+      const { certificates } = await brokerCa.issue("spiffe://broker.org");
+      assertRule(() => verifyX509Svid(certificates, bundles), "missing-path");
+    });
+
+    it("rejects a leaf naming broker.org signed by the stocksmarket.org CA", async () => {
+      // Both bundles are held; the chain verifies against stocksmarket.org's, which may
+      // not vouch for a broker.org ID.
+      const { certificates } = await stocksCa.issue(WEBAPP);
+      assert.ok(certificates[0]?.verify(stocksCa.certificate.publicKey));
+      assertRule(() => verifyX509Svid(certificates, bundles), "untrusted", "broker.org");
+    });
+
+    it("rejects a broker.org leaf under a stocksmarket.org intermediate", async () => {
+      const intermediate = await stocksCa.createIntermediate();
+      const { certificates } = await intermediate.issue(WEBAPP);
+      assertRule(() => verifyX509Svid(certificates, bundles), "untrusted");
+    });
+
+    it("rejects a trust domain without a bundle", async () => {
+      const { certificates } = await brokerCa.issue(WEBAPP);
+      const onlyStocks = new X509BundleSet([stocksCa.bundle()]);
+      assertRule(() => verifyX509Svid(certificates, onlyStocks), "no-bundle", "broker.org");
+    });
+
+    it("rejects an empty chain", () => {
+      assertRule(() => verifyX509Svid([], bundles), "empty-chain");
+    });
+  });
+}
+
+describe("verifyX509Svid across key algorithms", () => {
+  it("accepts an EC leaf under an RSA intermediate under an EC root", async () => {
+    const root = await TestCa.create("broker.org", "ec-p256");
+    const intermediate = await root.createIntermediate({ keyAlgorithm: "rsa-2048" });
+    const { certificates } = await intermediate.issue(WEBAPP, { keyAlgorithm: "ec-p256" });
+    const bundles = new X509BundleSet([root.bundle()]);
+    assert.equal(verifyX509Svid(certificates, bundles).toString(), WEBAPP);
+  });
+});
+
+describe("X509Svid", () => {
+  let brokerCa: TestCa;
+  before(async () => {
+    brokerCa = await TestCa.create("broker.org");
+  });
+
+  it("parses the Workload API's DER chain and PKCS#8 key", async () => {
+    const intermediate = await brokerCa.createIntermediate();
+    const issued = await intermediate.issue(WEBAPP);
+    const svid = X509Svid.fromDer(issued.chainDer, issued.keyDer, "internal");
+    assert.equal(svid.id.toString(), WEBAPP);
+    assert.equal(svid.hint, "internal");
+    assert.equal(svid.certificates.length, 2);
+    assert.equal(svid.leaf.fingerprint256, issued.certificates[0]?.fingerprint256);
+    assert.equal(svid.expiresAt.getTime(), new Date(svid.leaf.validTo).getTime());
+  });
+
+  it("gives PEM that Node's TLS accepts and that parses back", async () => {
+    const svid = (await brokerCa.issue(WEBAPP)).svid();
+    const cert = svid.certificatesPem();
+    const key = svid.privateKeyPem();
+    assert.match(key, /^-----BEGIN PRIVATE KEY-----\n/);
+    assert.doesNotThrow(() => createSecureContext({ cert, key }));
+    const again = X509Svid.fromPem(cert, key);
+    assert.ok(again.id.equals(svid.id));
+    assert.equal(again.certificatesPem(), cert);
+  });
+
+  it("accepts a SEC1 EC key in PEM", async () => {
+    const svid = (await brokerCa.issue(WEBAPP)).svid();
+    const sec1 = svid.privateKey.export({ type: "sec1", format: "pem" }).toString();
+    assert.match(sec1, /BEGIN EC PRIVATE KEY/);
+    assert.equal(X509Svid.fromPem(svid.certificatesPem(), sec1).id.toString(), WEBAPP);
+  });
+
+  it("rejects an empty chain", async () => {
+    const { keyDer } = await brokerCa.issue(WEBAPP);
+    assertSvidError(
+      () => X509Svid.fromDer(new Uint8Array(), keyDer),
+      "empty-chain",
+      "no certificates",
+    );
+  });
+
+  it("rejects a garbage chain", async () => {
+    const { keyDer } = await brokerCa.issue(WEBAPP);
+    assertSvidError(
+      () => X509Svid.fromDer(Buffer.from("garbage"), keyDer),
+      "malformed-chain",
+      "not concatenated DER certificates",
+    );
+  });
+
+  it("rejects a key that is not PKCS#8 DER", async () => {
+    const { chainDer, keyDer } = await brokerCa.issue(WEBAPP);
+    const sec1Der = createPrivateKey({ key: keyDer, format: "der", type: "pkcs8" }).export({
+      type: "sec1",
+      format: "der",
+    });
+    assertSvidError(() => X509Svid.fromDer(chainDer, sec1Der), "malformed-key", "PKCS#8");
+  });
+
+  it("rejects a key that does not match the leaf", async () => {
+    const one = await brokerCa.issue(WEBAPP);
+    const other = await brokerCa.issue(WEBAPP);
+    assertSvidError(
+      () => X509Svid.fromDer(one.chainDer, other.keyDer),
+      "key-mismatch",
+      "does not match",
+    );
+  });
+
+  it("rejects a leaf without a URI SAN", async () => {
+    const { chainDer, keyDer } = await brokerCa.issue(WEBAPP, { uris: [] });
+    assertSvidError(() => X509Svid.fromDer(chainDer, keyDer), "no-uri-san", "no URI SAN");
+  });
+
+  it("rejects a leaf with two URI SANs", async () => {
+    const { chainDer, keyDer } = await brokerCa.issue(WEBAPP, {
+      uris: [WEBAPP, "spiffe://broker.org/other"],
+    });
+    assertSvidError(() => X509Svid.fromDer(chainDer, keyDer), "multiple-uri-sans", "2 URI SANs");
+  });
+
+  it("rejects a non-spiffe URI SAN", async () => {
+    const { chainDer, keyDer } = await brokerCa.issue("https://broker.org/webapp");
+    assertSvidError(() => X509Svid.fromDer(chainDer, keyDer), "invalid-spiffe-id", "spiffe://");
+  });
+
+  it("rejects a trust domain ID as a workload identity", async () => {
+    const { chainDer, keyDer } = await brokerCa.issue("spiffe://broker.org");
+    assertSvidError(() => X509Svid.fromDer(chainDer, keyDer), "missing-path", "needs a path");
+  });
+});
