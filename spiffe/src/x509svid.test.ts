@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { createPrivateKey } from "node:crypto";
 import { before, describe, it } from "node:test";
 import { createSecureContext } from "node:tls";
-import { X509BundleSet } from "./bundle.js";
+import { X509Bundle, X509BundleSet } from "./bundle.js";
 import { type KeyAlgorithm, TestCa } from "./testing/ca.js";
 import {
   SvidError,
@@ -141,6 +141,39 @@ for (const algorithm of ["ec-p256", "rsa-2048"] as KeyAlgorithm[]) {
       // Directly below the constrained intermediate is fine.
       const direct = await upper.issue(WEBAPP);
       assert.equal(verifyX509Svid(direct.certificates, bundles).toString(), WEBAPP);
+    });
+
+    it("rejects a chain to a bundle root that has expired", async () => {
+      const oldRoot = await TestCa.create("broker.org", algorithm, {
+        notBefore: new Date(Date.now() - 2 * HOUR_MS),
+        notAfter: new Date(Date.now() + HOUR_MS / 2),
+      });
+      const { certificates } = await oldRoot.issue(WEBAPP);
+      const held = new X509BundleSet([oldRoot.bundle()]);
+      assert.equal(verifyX509Svid(certificates, held).toString(), WEBAPP);
+      const later = new Date(Date.now() + (3 * HOUR_MS) / 4);
+      assertRule(() => verifyX509Svid(certificates, held, later), "expired", "bundle certificate");
+    });
+
+    it("accepts a leaf under any root of a bundle holding several (CA rotation)", async () => {
+      const next = await TestCa.create("broker.org", algorithm);
+      const rotated = new X509BundleSet([
+        X509Bundle.fromDer(
+          next.bundle().trustDomain,
+          Buffer.concat([brokerCa.bundleDer(), next.bundleDer()]),
+        ),
+      ]);
+      const fromOld = await brokerCa.issue(WEBAPP);
+      const fromNew = await next.issue(WEBAPP);
+      assert.equal(verifyX509Svid(fromOld.certificates, rotated).toString(), WEBAPP);
+      assert.equal(verifyX509Svid(fromNew.certificates, rotated).toString(), WEBAPP);
+    });
+
+    it("rejects an overlong chain", async () => {
+      const { certificates } = await brokerCa.issue(WEBAPP);
+      const leaf = certificates[0];
+      assert.ok(leaf);
+      assertRule(() => verifyX509Svid(Array(11).fill(leaf), bundles), "untrusted", "at most 10");
     });
 
     it("rejects a leaf from a CA that is not in the bundle, even with the same name", async () => {

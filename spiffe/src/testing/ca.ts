@@ -143,18 +143,20 @@ export class TestCa {
    * A self-signed root for `trustDomain` (e.g. "broker.org"), shaped like SPIRE's: URI SAN
    * spiffe://<trust domain>, cA true, keyCertSign + cRLSign. Two roots made for the same
    * trust domain have the same subject name but different keys (handy for forgery tests).
+   * Valid from a minute ago for a day unless `validity` says otherwise.
    */
   static async create(
     trustDomain: string,
     keyAlgorithm: KeyAlgorithm = "ec-p256",
+    validity: { notBefore?: Date; notAfter?: Date } = {},
   ): Promise<TestCa> {
     const keys = await generateKeys(keyAlgorithm);
     const now = Date.now();
     const cert = await x509.X509CertificateGenerator.createSelfSigned({
       name: `CN=${trustDomain} root,O=TestCa`,
       keys,
-      notBefore: new Date(now - MINUTE_MS),
-      notAfter: new Date(now + DAY_MS),
+      notBefore: validity.notBefore ?? new Date(now - MINUTE_MS),
+      notAfter: validity.notAfter ?? new Date(now + DAY_MS),
       signingAlgorithm: signingAlgorithm(keyAlgorithm),
       extensions: [
         new x509.BasicConstraintsExtension(true, undefined, true),
