@@ -47,6 +47,7 @@ export class QuotesClient {
         svidSource: options.svidSource,
         bundleSource: options.bundleSource,
         authorizer: authorizeID(options.quotesId),
+        connectTimeoutMs: this.#timeoutMs,
         onPeerVerified: (peerId) => {
           this.#verifiedPeer = peerId;
           this.#handshakes += 1;

@@ -107,8 +107,13 @@ async function run(options: QuotesServiceOptions, log: Logger): Promise<void> {
           );
         },
         onPeerAccepted: (peerId, socket) => {
+          const peerSvid = socket.getPeerX509Certificate();
           log.debug(
-            { peer: peerId.toString(), remoteAddress: socket.remoteAddress },
+            {
+              peer: peerId.toString(),
+              remoteAddress: socket.remoteAddress,
+              peerSvidExpiresAt: peerSvid && new Date(peerSvid.validTo).toISOString(),
+            },
             "peer accepted",
           );
         },

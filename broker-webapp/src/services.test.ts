@@ -1,0 +1,653 @@
+// End to end: both services as real processes, each against its own trust domain's fake
+// Workload API (with the other trust domain's bundle federated), as in the tutorial.
+import assert from "node:assert/strict";
+import { createServer as createNetServer } from "node:net";
+import { after, before, describe, it } from "node:test";
+import { connect as tlsConnect } from "node:tls";
+import {
+  authorizeID,
+  connectMtls,
+  createMtlsHttpsServer,
+  parseSpiffeId,
+  X509BundleSet,
+  type X509Svid,
+} from "@federation-demo/spiffe";
+import { TestCa } from "@federation-demo/spiffe/testing";
+import {
+  eventually,
+  Federation,
+  getPage,
+  QUOTES_ID,
+  QUOTES_MAIN,
+  ServiceProcess as Service,
+  type ServiceProcess,
+  startQuotesService,
+  startWebapp,
+  tableRows,
+  WEBAPP_ID,
+  WEBAPP_MAIN,
+} from "./e2e-support.js";
+
+/** gRPC status code the agent answers with until a registration entry matches the caller. */
+const PERMISSION_DENIED = 7;
+const PRICE = /^-?\d+\.\d{2}$/;
+const CLOCK = /^\d{2}:\d{2}:\d{2}$/;
+
+/** Every row is either all "-" (never changed) or a symbol, five prices and a time. */
+function assertWellFormedRows(rows: string[][]): void {
+  for (const row of rows) {
+    assert.equal(row.length, 7, `row ${JSON.stringify(row)}`);
+    const [, ...values] = row;
+    if (values.every((v) => v === "-")) continue;
+    assert.ok(
+      values.slice(0, 5).every((v) => PRICE.test(v)),
+      `prices in ${JSON.stringify(row)}`,
+    );
+    assert.match(values[5] ?? "", CLOCK);
+  }
+}
+
+function pricedRows(rows: string[][]): number {
+  return rows.filter((row) => PRICE.test(row[1] ?? "")).length;
+}
+
+interface HealthJson {
+  hasSvid: boolean;
+  spiffeId: string | null;
+  upstream: {
+    lastResult: { ok: boolean; reason?: string } | null;
+    verifiedPeer: string | null;
+    tlsHandshakes: number;
+  };
+}
+
+async function health(port: number): Promise<HealthJson> {
+  const response = await fetch(`http://127.0.0.1:${port}/healthz`);
+  assert.equal(response.status, 200);
+  return (await response.json()) as HealthJson;
+}
+
+/** A raw TLS client against the quotes service: what (if anything) comes back to a GET. */
+function rawGet(
+  port: number,
+  credentials: { cert: string; key: string } | undefined,
+  ca: string,
+): Promise<{ data: string; error: string | undefined }> {
+  return new Promise((resolve) => {
+    let data = "";
+    let error: string | undefined;
+    const socket = tlsConnect({
+      host: "127.0.0.1",
+      port,
+      ca,
+      ...credentials,
+      // SVIDs carry no DNS names; the server's identity is not under test here.
+      checkServerIdentity: () => undefined,
+    });
+    socket.setEncoding("utf8");
+    socket.on("secureConnect", () => {
+      socket.write("GET /quotes HTTP/1.1\r\nHost: quotes\r\nConnection: close\r\n\r\n");
+    });
+    socket.on("data", (chunk: string) => {
+      data += chunk;
+    });
+    socket.on("error", (e) => {
+      error = e.message;
+    });
+    socket.on("close", () => resolve({ data, error }));
+    socket.setTimeout(5000, () => socket.destroy(new Error("timed out")));
+  });
+}
+
+function credentialsOf(svid: X509Svid): { cert: string; key: string } {
+  return { cert: svid.certificatesPem(), key: svid.privateKeyPem() };
+}
+
+describe("broker-webapp and stock-quotes-service across two trust domains", () => {
+  let federation: Federation;
+  let quotes: ServiceProcess;
+  let webapp: ServiceProcess;
+  let quotesPort: number;
+  let webPort: number;
+
+  before(async () => {
+    federation = await Federation.create();
+    await federation.issueWebappSvid();
+    await federation.issueQuotesSvid();
+    quotes = startQuotesService(federation, ["--log-level", "debug"]);
+    quotesPort = await quotes.port();
+    webapp = startWebapp(federation, `https://127.0.0.1:${quotesPort}/quotes`);
+    webPort = await webapp.port();
+  });
+
+  after(async () => {
+    const exits = await Promise.all([webapp?.stop(), quotes?.stop()]);
+    await federation?.stop();
+    for (const exit of exits) {
+      if (exit) assert.deepEqual(exit, { code: 0, signal: null }, "SIGTERM exits 0");
+    }
+  });
+
+  it("shows the 11 quotes, fetched over mTLS, and who is who", async () => {
+    await quotes.waitForLog(
+      (l) => l.msg === "X.509 SVID received" && l.spiffeId === QUOTES_ID,
+      "SVID received",
+    );
+    let html = await getPage(webPort);
+    // Each load moves each quote with probability 1/4: load until every quote has opened.
+    for (let load = 0; load < 80 && pricedRows(tableRows(html)) < 11; load++) {
+      html = await getPage(webPort);
+    }
+    const rows = tableRows(html);
+    assert.deepEqual(
+      rows.map((row) => row[0]),
+      ["AAAA", "BBBB", "CCCC", "DDDD", "EEEE", "FFFF", "GGGG", "HHHH", "IIII", "JJJJ", "KKKK"],
+    );
+    assertWellFormedRows(rows);
+    assert.equal(pricedRows(rows), 11);
+    assert.doesNotMatch(html, /Quotes service unavailable/);
+    assert.match(html, /<caption>Last Updated: \d{2}:\d{2}:\d{2}<\/caption>/);
+    assert.ok(html.includes(WEBAPP_ID), "own ID in the identity panel");
+    assert.ok(html.includes(QUOTES_ID), "verified peer in the identity panel");
+    assert.ok(html.includes("broker.org, stocksmarket.org"), "bundles held");
+
+    const report = await health(webPort);
+    assert.equal(report.hasSvid, true);
+    assert.equal(report.spiffeId, WEBAPP_ID);
+    assert.deepEqual(report.upstream.lastResult?.ok, true);
+    assert.equal(report.upstream.verifiedPeer, QUOTES_ID);
+  });
+
+  it("reuses its TLS connection: 100 page loads take far fewer than 100 handshakes", async (t) => {
+    // A fresh webapp, so its count covers every handshake it ever made.
+    const fresh = startWebapp(federation, `https://127.0.0.1:${quotesPort}/quotes`);
+    try {
+      const port = await fresh.port();
+      await fresh.waitForLog((l) => l.msg === "X.509 SVID received", "SVID received");
+      const acceptedBefore = quotes.logs.filter((l) => l.msg === "peer accepted").length;
+      for (let load = 0; load < 100; load++) {
+        const html = await getPage(port);
+        assert.equal(tableRows(html).length, 11);
+        assert.doesNotMatch(html, /Quotes service unavailable/);
+      }
+      const handshakes = (await health(port)).upstream.tlsHandshakes;
+      const accepted = quotes.logs.filter((l) => l.msg === "peer accepted").length - acceptedBefore;
+      const note =
+        `TLS handshakes for 100 page loads: ${handshakes} (the webapp's count), ` +
+        `${accepted} (the quotes service's "peer accepted" log lines)`;
+      t.diagnostic(note);
+      console.log(note);
+      assert.equal(handshakes, accepted, "both ends count the same connections");
+      assert.ok(
+        handshakes >= 1 && handshakes <= 3,
+        `expected 1 to 3 handshakes, got ${handshakes}`,
+      );
+    } finally {
+      assert.deepEqual(await fresh.stop(), { code: 0, signal: null });
+    }
+  });
+
+  it("accepts the webapp's own SVID from a raw TLS client (control for the refusals below)", async () => {
+    const svid = (await federation.brokerCa.issue(WEBAPP_ID)).svid();
+    const answer = await rawGet(
+      quotesPort,
+      credentialsOf(svid),
+      federation.stocksCa.bundle().toPem(),
+    );
+    assert.match(answer.data, /^HTTP\/1\.1 200 /);
+    assert.match(answer.data, /"Symbol":"AAAA"/);
+  });
+
+  it("the quotes service refuses a client with another SPIFFE ID", async () => {
+    const intruder = "spiffe://broker.org/intruder";
+    const svid = (await federation.brokerCa.issue(intruder)).svid();
+    const answer = await rawGet(
+      quotesPort,
+      credentialsOf(svid),
+      federation.stocksCa.bundle().toPem(),
+    );
+    assert.equal(answer.data, "", "no application data");
+    await quotes.waitForLog(
+      (l) => l.msg === "peer rejected" && l.peer === intruder,
+      "peer rejected (intruder)",
+    );
+  });
+
+  it("the quotes service refuses a client without a certificate", async () => {
+    const rejectedBefore = quotes.logs.filter((l) => l.msg === "peer rejected").length;
+    const answer = await rawGet(quotesPort, undefined, federation.stocksCa.bundle().toPem());
+    assert.equal(answer.data, "", "no application data");
+    await eventually(
+      async () =>
+        quotes.logs.filter((l) => l.msg === "peer rejected").length > rejectedBefore || undefined,
+      "a 'peer rejected' log line",
+    );
+  });
+
+  it("the quotes service refuses the webapp's ID on a chain from the wrong trust domain", async () => {
+    // Signed by the stock market's CA, which the quotes service trusts, but for broker.org:
+    // only broker.org's bundle may vouch for a broker.org ID.
+    const crossSigned = (await federation.stocksCa.issue(WEBAPP_ID)).svid();
+    // And signed by a stranger calling itself broker.org.
+    const rogueCa = await TestCa.create("broker.org");
+    const rogue = (await rogueCa.issue(WEBAPP_ID)).svid();
+    for (const svid of [crossSigned, rogue]) {
+      const rejectedBefore = quotes.logs.filter((l) => l.msg === "peer rejected").length;
+      const answer = await rawGet(
+        quotesPort,
+        credentialsOf(svid),
+        federation.stocksCa.bundle().toPem(),
+      );
+      assert.equal(answer.data, "", "no application data");
+      const line = await eventually(
+        async () => quotes.logs.filter((l) => l.msg === "peer rejected")[rejectedBefore],
+        "a 'peer rejected' log line",
+      );
+      assert.equal(line.peer, undefined, "refused before authorization");
+      assert.equal(typeof line.reason, "string");
+    }
+    // The page keeps working for the real webapp.
+    assert.equal(tableRows(await getPage(webPort)).length, 11);
+  });
+
+  it("keeps working when either side's SVID rotates, and presents the new one", async () => {
+    const webappExpiry = await federation.issueWebappSvid({
+      notAfter: new Date(Date.now() + 2 * 3600_000),
+    });
+    const quotesExpiry = await federation.issueQuotesSvid({
+      notAfter: new Date(Date.now() + 3 * 3600_000),
+    });
+    await webapp.waitForLog((l) => l.msg === "X.509 SVID rotated", "webapp SVID rotated");
+    await quotes.waitForLog((l) => l.msg === "X.509 SVID rotated", "quotes SVID rotated");
+    for (let load = 0; load < 5; load++) {
+      const html = await getPage(webPort);
+      assert.equal(tableRows(html).length, 11);
+      assert.doesNotMatch(html, /Quotes service unavailable/);
+    }
+    // The identity panel shows the new expiry (YYYY-MM-DD HH:MM:SS, server local time).
+    const pad = (n: number) => String(n).padStart(2, "0");
+    const e = webappExpiry;
+    const shown = `${e.getFullYear()}-${pad(e.getMonth() + 1)}-${pad(e.getDate())} ${pad(e.getHours())}:${pad(e.getMinutes())}:${pad(e.getSeconds())}`;
+    assert.ok((await getPage(webPort)).includes(shown), `identity panel shows expiry ${shown}`);
+
+    // A new connection to the quotes service gets its new certificate...
+    const svid = (await federation.brokerCa.issue(WEBAPP_ID)).svid();
+    const socket = await connectMtls(
+      {
+        svidSource: { getX509Svid: () => svid },
+        bundleSource: new X509BundleSet([
+          federation.brokerCa.bundle(),
+          federation.stocksCa.bundle(),
+        ]),
+        authorizer: authorizeID(parseSpiffeId(QUOTES_ID)),
+      },
+      { host: "127.0.0.1", port: quotesPort },
+    );
+    const presented = socket.getPeerX509Certificate();
+    socket.destroy();
+    assert.equal(new Date(presented?.validTo ?? 0).getTime(), quotesExpiry.getTime());
+
+    // ...and after the quotes service restarts, the webapp reconnects with its new SVID.
+    assert.deepEqual(await quotes.stop(), { code: 0, signal: null });
+    quotes = startQuotesService(federation, ["--log-level", "debug", "--port", String(quotesPort)]);
+    await quotes.port();
+    assert.equal(tableRows(await getPage(webPort)).length, 11);
+    const accepted = await quotes.waitForLog((l) => l.msg === "peer accepted", "peer accepted");
+    assert.equal(accepted.peerSvidExpiresAt, webappExpiry.toISOString());
+  });
+
+  it("shows the error line with the last quotes while the quotes service is down, then recovers", async () => {
+    const before = tableRows(await getPage(webPort));
+    assert.deepEqual(await quotes.stop(), { code: 0, signal: null });
+
+    const down = await getPage(webPort);
+    assert.match(down, /Quotes service unavailable<\/strong>: connection refused/);
+    assert.deepEqual(tableRows(down), before, "the last quotes stay on the page");
+    await webapp.waitForLog((l) => l.msg === "quotes service unavailable", "unavailable logged");
+    assert.equal((await health(webPort)).upstream.lastResult?.ok, false);
+
+    quotes = startQuotesService(federation, ["--log-level", "debug", "--port", String(quotesPort)]);
+    await quotes.port();
+    const back = await getPage(webPort);
+    assert.doesNotMatch(back, /Quotes service unavailable/);
+    assert.equal(tableRows(back).length, 11);
+    assert.equal((await health(webPort)).upstream.lastResult?.ok, true);
+  });
+
+  it("serves /healthz on the mTLS port to the authorized peer, and 404/405 elsewhere", async () => {
+    const svid = (await federation.brokerCa.issue(WEBAPP_ID)).svid();
+    const ca = federation.stocksCa.bundle().toPem();
+    const send = (request: string) =>
+      new Promise<string>((resolve, reject) => {
+        let data = "";
+        const socket = tlsConnect({
+          host: "127.0.0.1",
+          port: quotesPort,
+          ca,
+          ...credentialsOf(svid),
+          checkServerIdentity: () => undefined,
+        });
+        socket.setEncoding("utf8");
+        socket.on("secureConnect", () => socket.write(request));
+        socket.on("data", (chunk: string) => {
+          data += chunk;
+        });
+        socket.on("error", reject);
+        socket.on("close", () => resolve(data));
+      });
+    const healthz = await send("GET /healthz HTTP/1.1\r\nHost: q\r\nConnection: close\r\n\r\n");
+    assert.match(healthz, /^HTTP\/1\.1 200 /);
+    assert.match(healthz, /"hasSvid":true/);
+    assert.match(
+      await send(
+        "POST /quotes HTTP/1.1\r\nHost: q\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+      ),
+      /^HTTP\/1\.1 405 /,
+    );
+    assert.match(
+      await send("GET /nope HTTP/1.1\r\nHost: q\r\nConnection: close\r\n\r\n"),
+      /^HTTP\/1\.1 404 /,
+    );
+    const post = await fetch(`http://127.0.0.1:${webPort}/quotes`, { method: "POST" });
+    assert.equal(post.status, 405);
+  });
+});
+
+/** An in-process quotes server that misbehaves on request. */
+class TestQuotesServer {
+  body: string | Buffer = "[]";
+  status = 200;
+  requests = 0;
+  readonly #server: ReturnType<typeof createMtlsHttpsServer>;
+
+  constructor(federation: Federation, svid: X509Svid) {
+    this.#server = createMtlsHttpsServer(
+      {
+        svidSource: { getX509Svid: () => svid },
+        bundleSource: new X509BundleSet([
+          federation.brokerCa.bundle(),
+          federation.stocksCa.bundle(),
+        ]),
+        authorizer: authorizeID(parseSpiffeId(WEBAPP_ID)),
+      },
+      (_req, res) => {
+        this.requests += 1;
+        res.writeHead(this.status, { "content-type": "application/json" }).end(this.body);
+      },
+    );
+  }
+
+  listen(): Promise<number> {
+    return new Promise((resolve) => {
+      this.#server.listen(0, "127.0.0.1", () => {
+        const address = this.#server.address();
+        resolve(typeof address === "object" && address ? address.port : 0);
+      });
+    });
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => {
+      this.#server.close(() => resolve());
+      this.#server.closeAllConnections();
+    });
+  }
+}
+
+const GOOD_QUOTE = {
+  Symbol: "AAAA",
+  Price: 50,
+  Open: 49,
+  Low: 48,
+  High: 51,
+  Close: 49.5,
+  Time: new Date().toISOString(),
+};
+
+describe("broker-webapp against a misbehaving quotes server", () => {
+  let federation: Federation;
+  const servers: TestQuotesServer[] = [];
+  const webapps: ServiceProcess[] = [];
+
+  before(async () => {
+    federation = await Federation.create();
+    await federation.issueWebappSvid();
+  });
+
+  after(async () => {
+    await Promise.all(webapps.map((w) => w.stop()));
+    await Promise.all(servers.map((s) => s.close()));
+    await federation?.stop();
+  });
+
+  async function serverAs(id: string): Promise<{ server: TestQuotesServer; port: number }> {
+    const server = new TestQuotesServer(federation, (await federation.stocksCa.issue(id)).svid());
+    servers.push(server);
+    return { server, port: await server.listen() };
+  }
+
+  async function webappFor(port: number): Promise<number> {
+    const webapp = startWebapp(federation, `https://127.0.0.1:${port}/quotes`);
+    webapps.push(webapp);
+    const webPort = await webapp.port();
+    await webapp.waitForLog((l) => l.msg === "X.509 SVID received", "SVID received");
+    return webPort;
+  }
+
+  it("refuses a quotes server with the wrong SPIFFE ID and says so", async () => {
+    const { server, port } = await serverAs("spiffe://stocksmarket.org/impostor");
+    const webPort = await webappFor(port);
+    const html = await getPage(webPort);
+    assert.match(html, /Quotes service unavailable<\/strong>: mTLS refused: .*impostor/);
+    assert.equal(server.requests, 0, "no request reached the impostor");
+    assert.equal(tableRows(html).length, 0);
+    const report = await health(webPort);
+    assert.equal(report.upstream.lastResult?.ok, false);
+    assert.match(report.upstream.lastResult?.reason ?? "", /impostor/);
+  });
+
+  it("renders markup from the quotes service as inert text, and reports each bad answer", async () => {
+    const { server, port } = await serverAs(QUOTES_ID);
+    const webPort = await webappFor(port);
+
+    server.body = JSON.stringify([
+      { ...GOOD_QUOTE, Symbol: "<script>alert(1)</script>" },
+      { ...GOOD_QUOTE, Symbol: '"><img src=x onerror=alert(2)>' },
+    ]);
+    const html = await getPage(webPort);
+    assert.equal(html.match(/<script/gi)?.length, 1, "only the page's own reload script");
+    assert.doesNotMatch(html, /<img/i);
+    assert.ok(html.includes("&lt;script&gt;alert(1)&lt;/script&gt;"));
+    assert.deepEqual(
+      tableRows(html).map((row) => row[0]),
+      ["&lt;script&gt;alert(1)&lt;/script&gt;", "&quot;&gt;&lt;img src=x onerror=alert(2)&gt;"],
+    );
+
+    const cases: [string, () => void, RegExp][] = [
+      [
+        "non-200",
+        () => {
+          server.status = 503;
+          server.body = "{}";
+        },
+        /HTTP status 503/,
+      ],
+      [
+        "malformed JSON",
+        () => {
+          server.status = 200;
+          server.body = "[{";
+        },
+        /not valid JSON/,
+      ],
+      [
+        "wrong shape",
+        () => {
+          server.body = JSON.stringify([{ ...GOOD_QUOTE, Price: "1" }]);
+        },
+        /unexpected response: .*Price/,
+      ],
+      [
+        "too large",
+        () => {
+          server.body = Buffer.alloc(300 * 1024, 32);
+        },
+        /too large/,
+      ],
+    ];
+    for (const [name, misbehave, reason] of cases) {
+      misbehave();
+      const page = await getPage(webPort);
+      assert.match(page, /Quotes service unavailable/, name);
+      assert.match(page, reason, name);
+      assert.equal(tableRows(page).length, 2, `${name}: the last good quotes stay`);
+    }
+    server.body = JSON.stringify([GOOD_QUOTE]);
+    assert.equal(tableRows(await getPage(webPort)).length, 1, "recovers");
+  });
+});
+
+describe("waiting for an SVID", () => {
+  let federation: Federation;
+  const processes: ServiceProcess[] = [];
+
+  before(async () => {
+    federation = await Federation.create();
+  });
+
+  after(async () => {
+    await Promise.all(processes.map((p) => p.stop()));
+    await federation?.stop();
+  });
+
+  it("the webapp serves at once and explains; the quotes service waits; both come alive", async () => {
+    const denied = "no identity issued";
+    federation.brokerApi.failWith(PERMISSION_DENIED, denied);
+    federation.stocksApi.failWith(PERMISSION_DENIED, denied);
+
+    // The quotes service cannot listen yet, so its port is chosen here for the webapp.
+    const free = createNetServer();
+    const quotesPort = await new Promise<number>((resolve) =>
+      free.listen(0, "127.0.0.1", () => resolve((free.address() as { port: number }).port)),
+    );
+    await new Promise((resolve) => free.close(resolve));
+
+    const quotes = startQuotesService(federation, ["--port", String(quotesPort)]);
+    processes.push(quotes);
+    await quotes.waitForLog(
+      (l) => l.msg === "waiting for an X.509 SVID" && l.socket === federation.stocksApi.address,
+      "waiting for an X.509 SVID",
+    );
+    await quotes.waitForLog((l) => /still waiting/.test(l.msg), "still waiting (with the reason)");
+
+    const webapp = startWebapp(federation, `https://127.0.0.1:${quotesPort}/quotes`);
+    processes.push(webapp);
+    const webPort = await webapp.port();
+
+    const waiting = await eventually(async () => {
+      const html = await getPage(webPort);
+      return html.includes(denied) ? html : undefined;
+    }, "the page to show the agent's answer");
+    assert.match(waiting, /Waiting for an X\.509 SVID/);
+    assert.ok(waiting.includes(federation.brokerApi.address), "names the socket");
+    assert.match(waiting, /no registration entry matches this workload yet/);
+    assert.match(waiting, /location\.reload/);
+    assert.equal((await health(webPort)).hasSvid, false);
+    assert.equal(
+      quotes.logs.some((l) => /listening/.test(l.msg)),
+      false,
+      "no HTTPS port without an SVID",
+    );
+    // Logged now and then, not in a hot loop.
+    assert.ok(quotes.logs.filter((l) => /still waiting/.test(l.msg)).length < 10);
+
+    federation.brokerApi.failWith(undefined);
+    federation.stocksApi.failWith(undefined);
+    await federation.issueWebappSvid();
+    await federation.issueQuotesSvid();
+    assert.equal(await quotes.port(20_000), quotesPort);
+    await eventually(
+      async () => {
+        const html = await getPage(webPort);
+        return tableRows(html).length === 11 ? html : undefined;
+      },
+      "the page to show 11 quotes",
+      15_000,
+    );
+    assert.equal((await health(webPort)).hasSvid, true);
+  });
+});
+
+describe("command lines and start-up errors", () => {
+  async function run(
+    script: string,
+    args: string[],
+  ): Promise<{ code: number | null; stderr: string }> {
+    const service = new Service("cli", script, args);
+    const exit = await service.exited;
+    return { code: exit.code, stderr: service.stderr };
+  }
+
+  it("bad flag values exit 2 with a message saying what is wrong", async () => {
+    const cases: [string, string[], RegExp][] = [
+      [QUOTES_MAIN, ["--port", "http"], /--port.*port number/s],
+      [
+        QUOTES_MAIN,
+        ["--authorized-id", "spiffe://Broker.org/webapp"],
+        /--authorized-id.*invalid SPIFFE ID/s,
+      ],
+      [QUOTES_MAIN, ["--socket", "/tmp/agent.sock"], /--socket/],
+      [QUOTES_MAIN, ["--log-level", "loud"], /--log-level.*Allowed choices/s],
+      [WEBAPP_MAIN, ["--quotes-url", "http://x:8090/quotes"], /https:\/\//],
+      [WEBAPP_MAIN, ["--quotes-id", "spiffe://stocksmarket.org"], /--quotes-id/],
+      [WEBAPP_MAIN, ["--port", "70000"], /--port/],
+      [WEBAPP_MAIN, ["--bogus"], /unknown option/],
+    ];
+    for (const [script, args, message] of cases) {
+      const { code, stderr } = await run(script, args);
+      assert.equal(code, 2, `${args.join(" ")}: exit code (stderr: ${stderr})`);
+      assert.match(stderr, message, args.join(" "));
+    }
+  });
+
+  it("--help lists the flags and exits 0", async () => {
+    for (const [script, flags] of [
+      [
+        QUOTES_MAIN,
+        ["--port", "--host", "--socket", "--authorized-id", "--log-level", "--health-port"],
+      ],
+      [WEBAPP_MAIN, ["--port", "--host", "--socket", "--quotes-url", "--quotes-id", "--log-level"]],
+    ] as const) {
+      const service = new Service("help", script, ["--help"]);
+      let out = "";
+      const exit = await service.exited;
+      out = service.logs.map((l) => l.msg).join("\n");
+      assert.equal(exit.code, 0);
+      for (const flag of flags) assert.ok(out.includes(flag), `${script} --help mentions ${flag}`);
+    }
+  });
+
+  it("a port in use is a clear error", async () => {
+    const blocker = createNetServer();
+    const port = await new Promise<number>((resolve) =>
+      blocker.listen(0, "127.0.0.1", () => resolve((blocker.address() as { port: number }).port)),
+    );
+    try {
+      const federation = await Federation.create();
+      try {
+        const webapp = startWebapp(federation, "https://127.0.0.1:1/quotes", [
+          "--port",
+          String(port),
+        ]);
+        const exit = await webapp.exited;
+        assert.equal(exit.code, 1);
+        const fatal = webapp.logs.find((l) => l.level === 60);
+        assert.equal(fatal?.msg, `port ${port} is in use: stop the other process or pass --port`);
+      } finally {
+        await federation.stop();
+      }
+    } finally {
+      await new Promise((resolve) => blocker.close(resolve));
+    }
+  });
+});
