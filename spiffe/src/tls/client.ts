@@ -54,7 +54,7 @@ export function openMtlsSocket(
 ): TLSSocket | undefined {
   let secureContext: SecureContext;
   try {
-    secureContext = contexts.update(currentSvid(config.svidSource)).value;
+    secureContext = contexts.update(currentSvid(config.svidSource));
   } catch (thrown) {
     done(asError(thrown), null);
     return undefined;

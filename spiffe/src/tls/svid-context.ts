@@ -68,15 +68,16 @@ export class SvidTracker<T> {
     this.build = build;
   }
 
-  /** The value for `svid`, built afresh only when the SVID changed; `changed` tells which. */
-  update(svid: X509Svid): { value: T; changed: boolean } {
+  /** The value for `svid`, built afresh only when it differs from the last one. */
+  update(svid: X509Svid): T {
     if (this.installed && sameSvid(this.installed.svid, svid)) {
+      // Keep the newest object so the next call can take the identity fast path.
       this.installed.svid = svid;
-      return { value: this.installed.value, changed: false };
+      return this.installed.value;
     }
     const value = this.build(svid);
     this.installed = { svid, value };
-    return { value, changed: true };
+    return value;
   }
 }
 
