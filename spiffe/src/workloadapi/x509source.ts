@@ -1,10 +1,20 @@
 import { EventEmitter } from "node:events";
-import type { X509Bundle, X509BundleSet, X509BundleSource } from "../bundle.js";
+import { type X509Bundle, X509BundleSet, type X509BundleSource } from "../bundle.js";
 import { SpiffeError } from "../errors.js";
 import type { TrustDomain } from "../spiffeid.js";
 import type { X509Svid, X509SvidSource } from "../x509svid.js";
-import type { WorkloadApiClientOptions } from "./client.js";
+import {
+  type Watch,
+  WorkloadApiClient,
+  type WorkloadApiClientOptions,
+  type WorkloadApiError,
+  type X509Context,
+} from "./client.js";
 
+/**
+ * Why an X509Source cannot serve: "timeout" (ready() waited too long), "failed" (the
+ * agent gave an answer that will not be retried, e.g. INVALID_ARGUMENT) or "closed".
+ */
 export class X509SourceError extends SpiffeError {}
 
 export interface X509SourceOptions extends WorkloadApiClientOptions {
@@ -19,11 +29,31 @@ export interface X509SourceEvents {
   error: [Error];
 }
 
+interface Waiter {
+  resolve(): void;
+  reject(error: Error): void;
+  timer: NodeJS.Timeout | undefined;
+}
+
+/** What the agent's last answer means for someone waiting on an SVID. */
+function describeLastAnswer(error: WorkloadApiError | undefined, address: string): string {
+  if (error === undefined) return `no usable answer from the agent at ${address}`;
+  if (error.code === "PERMISSION_DENIED") {
+    return `the agent at ${address} answered PERMISSION_DENIED: no registration entry matches this workload yet (or the agent refused it)`;
+  }
+  return error.message;
+}
+
 /**
  * The workload's current X.509-SVID and bundles, kept up to date from the Workload API
  * stream. Serves as both X509SvidSource and X509BundleSource for the TLS helpers.
  * After PERMISSION_DENIED on an established stream, the SVID is withdrawn
- * (getX509Svid() returns undefined) until the agent issues one again.
+ * (getX509Svid() returns undefined) until the agent issues one again; so are the
+ * bundles, since the agent no longer vouches for them either.
+ *
+ * "error" is only emitted when someone listens for it, so an unobserved failure never
+ * crashes the process (Node throws on an "error" event without a listener); the source
+ * keeps retrying either way and `lastError` tells what the agent last answered.
  */
 export class X509Source
   extends EventEmitter<X509SourceEvents>
@@ -32,40 +62,119 @@ export class X509Source
   /** The Workload API address in use. */
   readonly address: string;
 
-  constructor(_options: X509SourceOptions = {}) {
+  private readonly client: WorkloadApiClient;
+  private readonly pickSvid: (svids: readonly X509Svid[]) => X509Svid;
+  private readonly watch: Watch;
+  private svid: X509Svid | undefined;
+  private bundles = new X509BundleSet();
+  private latestError: WorkloadApiError | undefined;
+  private fatal: X509SourceError | undefined;
+  private readonly waiters = new Set<Waiter>();
+  private closed = false;
+
+  constructor(options: X509SourceOptions = {}) {
     super();
-    throw new Error("TODO");
+    this.pickSvid = options.pickSvid ?? ((svids) => svids[0] as X509Svid);
+    this.client = new WorkloadApiClient(options);
+    this.address = this.client.address;
+    this.watch = this.client.watchX509Context({
+      onUpdate: (context) => this.update(context),
+      onError: (error, willRetry) => this.failed(error, willRetry),
+    });
+  }
+
+  private update(context: X509Context): void {
+    this.svid = this.pickSvid(context.svids);
+    this.bundles = context.bundles;
+    this.latestError = undefined;
+    for (const waiter of [...this.waiters]) this.settle(waiter, undefined);
+    this.emit("update");
+  }
+
+  private failed(error: WorkloadApiError, willRetry: boolean): void {
+    this.latestError = error;
+    if (error.code === "PERMISSION_DENIED" && this.svid !== undefined) {
+      this.svid = undefined;
+      this.bundles = new X509BundleSet();
+      this.emit("update");
+    }
+    if (!willRetry) {
+      this.fatal = new X509SourceError(
+        "failed",
+        `the X509Source for ${this.address} stopped: ${error.message}`,
+        { cause: error },
+      );
+      for (const waiter of [...this.waiters]) this.settle(waiter, this.fatal);
+    }
+    if (this.listenerCount("error") > 0) this.emit("error", error);
+  }
+
+  private settle(waiter: Waiter, error: Error | undefined): void {
+    if (!this.waiters.delete(waiter)) return;
+    if (waiter.timer !== undefined) clearTimeout(waiter.timer);
+    if (error === undefined) waiter.resolve();
+    else waiter.reject(error);
+  }
+
+  private closedError(): X509SourceError {
+    return new X509SourceError("closed", `the X509Source for ${this.address} is closed`);
   }
 
   /**
-   * Resolves once the first SVID has arrived. With `timeoutMs`, rejects with an
-   * X509SourceError (code "timeout") whose message says what the agent last answered,
-   * e.g. that no registration entry matches this workload yet.
+   * Resolves once an SVID is available (at once if one is). With `timeoutMs`, rejects
+   * with an X509SourceError (code "timeout") whose message says what the agent last
+   * answered, e.g. that no registration entry matches this workload yet. Rejects at once
+   * ("failed") after an error that will not be retried, and ("closed") on close().
    */
-  ready(_options: { timeoutMs?: number } = {}): Promise<void> {
-    throw new Error("TODO");
+  ready(options: { timeoutMs?: number } = {}): Promise<void> {
+    if (this.closed) return Promise.reject(this.closedError());
+    if (this.svid !== undefined) return Promise.resolve();
+    if (this.fatal !== undefined) return Promise.reject(this.fatal);
+    return new Promise<void>((resolve, reject) => {
+      const waiter: Waiter = { resolve, reject, timer: undefined };
+      const { timeoutMs } = options;
+      if (timeoutMs !== undefined) {
+        waiter.timer = setTimeout(() => {
+          const answer = describeLastAnswer(this.latestError, this.address);
+          this.settle(
+            waiter,
+            new X509SourceError(
+              "timeout",
+              `no X.509-SVID from the Workload API within ${timeoutMs} ms: ${answer}`,
+              { cause: this.latestError },
+            ),
+          );
+        }, timeoutMs);
+      }
+      this.waiters.add(waiter);
+    });
   }
 
   getX509Svid(): X509Svid | undefined {
-    throw new Error("TODO");
+    return this.svid;
   }
 
-  getX509BundleForTrustDomain(_trustDomain: TrustDomain): X509Bundle | undefined {
-    throw new Error("TODO");
+  getX509BundleForTrustDomain(trustDomain: TrustDomain): X509Bundle | undefined {
+    return this.bundles.getX509BundleForTrustDomain(trustDomain);
   }
 
   /** The current bundle set (empty before the first response). */
   getX509Bundles(): X509BundleSet {
-    throw new Error("TODO");
+    return this.bundles;
   }
 
   /** The last error the agent answered with, if the stream is failing now. */
   get lastError(): Error | undefined {
-    throw new Error("TODO");
+    return this.latestError;
   }
 
-  /** Ends the stream and all timers; idempotent. */
+  /** Ends the stream and all timers; idempotent. Pending ready() calls reject ("closed"). */
   close(): void {
-    throw new Error("TODO");
+    if (this.closed) return;
+    this.closed = true;
+    this.watch.cancel();
+    this.client.close();
+    const error = this.closedError();
+    for (const waiter of [...this.waiters]) this.settle(waiter, error);
   }
 }

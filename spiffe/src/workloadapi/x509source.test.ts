@@ -1,0 +1,276 @@
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { afterEach, before, beforeEach, describe, test } from "node:test";
+import { fileURLToPath } from "node:url";
+import { status } from "@grpc/grpc-js";
+import { TrustDomain } from "../spiffeid.js";
+import { TestCa } from "../testing/ca.js";
+import { type FakeSvid, FakeWorkloadApi } from "../testing/fake-workload-api.js";
+import { FAST_BACKOFF, fakeSvid, RecordingLogger, sleep, waitUntil } from "./test-support.js";
+import { X509Source, X509SourceError } from "./x509source.js";
+
+const EXAMPLE = TrustDomain.parse("example.org");
+const OTHER = TrustDomain.parse("other.org");
+
+let exampleCa: TestCa;
+let otherCa: TestCa;
+let workload: FakeSvid;
+let rotated: FakeSvid;
+let second: FakeSvid;
+
+before(async () => {
+  exampleCa = await TestCa.create("example.org");
+  otherCa = await TestCa.create("other.org");
+  workload = await fakeSvid(exampleCa, "spiffe://example.org/workload");
+  rotated = await fakeSvid(exampleCa, "spiffe://example.org/workload");
+  second = await fakeSvid(exampleCa, "spiffe://example.org/second");
+});
+
+let fake: FakeWorkloadApi;
+const sources: X509Source[] = [];
+
+function newSource(): X509Source {
+  const source = new X509Source({
+    address: fake.address,
+    backoff: FAST_BACKOFF,
+    logger: new RecordingLogger(),
+  });
+  sources.push(source);
+  return source;
+}
+
+function countUpdates(source: X509Source): { count: number } {
+  const counter = { count: 0 };
+  source.on("update", () => {
+    counter.count += 1;
+  });
+  return counter;
+}
+
+beforeEach(async () => {
+  fake = await FakeWorkloadApi.start();
+});
+
+afterEach(async () => {
+  for (const source of sources.splice(0)) source.close();
+  await fake.stop();
+});
+
+describe("X509Source", () => {
+  test("ready() resolves on the first SVID; SVID and bundles are served", async () => {
+    fake.setX509({
+      svids: [workload],
+      federatedBundles: { "spiffe://other.org": otherCa.bundleDer() },
+    });
+    const source = newSource();
+    assert.equal(source.getX509Svid(), undefined);
+    assert.equal(source.getX509Bundles().size, 0);
+    await source.ready({ timeoutMs: 5000 });
+    assert.equal(source.getX509Svid()?.id.toString(), "spiffe://example.org/workload");
+    assert.deepEqual(source.getX509Svid()?.certificates[0]?.raw, workload.chainDer);
+    assert.deepEqual(
+      source.getX509BundleForTrustDomain(EXAMPLE)?.certificates[0]?.raw,
+      exampleCa.certificate.raw,
+    );
+    assert.deepEqual(
+      source.getX509BundleForTrustDomain(OTHER)?.certificates[0]?.raw,
+      otherCa.certificate.raw,
+    );
+    assert.equal(source.lastError, undefined);
+    await source.ready(); // resolves at once when an SVID is there
+  });
+
+  test("serves the first SVID by default, or the one pickSvid chooses", async () => {
+    fake.setX509({ svids: [second, workload] });
+    const first = newSource();
+    const picked = new X509Source({
+      address: fake.address,
+      backoff: FAST_BACKOFF,
+      pickSvid: (svids) =>
+        svids.find((svid) => svid.id.path === "/workload") ?? assert.fail("no /workload SVID"),
+    });
+    sources.push(picked);
+    await Promise.all([first.ready({ timeoutMs: 5000 }), picked.ready({ timeoutMs: 5000 })]);
+    assert.equal(first.getX509Svid()?.id.toString(), "spiffe://example.org/second");
+    assert.equal(picked.getX509Svid()?.id.toString(), "spiffe://example.org/workload");
+  });
+
+  test("rotation: a new SVID replaces the old and emits update", async () => {
+    fake.setX509({ svids: [workload] });
+    const source = newSource();
+    const updates = countUpdates(source);
+    await source.ready({ timeoutMs: 5000 });
+    assert.equal(updates.count, 1);
+    fake.setX509({ svids: [rotated] });
+    await waitUntil("the rotation", () => updates.count === 2);
+    assert.deepEqual(source.getX509Svid()?.certificates[0]?.raw, rotated.chainDer);
+  });
+
+  test("federated bundles come and go with the agent's responses", async () => {
+    fake.setX509({ svids: [workload] });
+    const source = newSource();
+    const updates = countUpdates(source);
+    await source.ready({ timeoutMs: 5000 });
+    assert.equal(source.getX509BundleForTrustDomain(OTHER), undefined);
+    fake.setX509({
+      svids: [workload],
+      federatedBundles: { "spiffe://other.org": otherCa.bundleDer() },
+    });
+    await waitUntil("the federated bundle", () => updates.count === 2);
+    assert.ok(source.getX509BundleForTrustDomain(OTHER));
+    fake.setX509({ svids: [workload] });
+    await waitUntil("its removal", () => updates.count === 3);
+    assert.equal(source.getX509BundleForTrustDomain(OTHER), undefined);
+    assert.ok(source.getX509BundleForTrustDomain(EXAMPLE));
+  });
+
+  test("reconnects after the agent ends the stream and keeps serving", async () => {
+    fake.setX509({ svids: [workload] });
+    const source = newSource();
+    const updates = countUpdates(source);
+    await source.ready({ timeoutMs: 5000 });
+    fake.endStreams();
+    await waitUntil("the new stream's update", () => updates.count === 2);
+    assert.equal(fake.calls.length, 2);
+    assert.ok(source.getX509Svid());
+  });
+
+  test("PERMISSION_DENIED: ready() times out naming the missing entry; the SVID comes once it exists", async () => {
+    fake.failWith(status.PERMISSION_DENIED);
+    const source = newSource();
+    const errors: Error[] = [];
+    source.on("error", (error) => errors.push(error));
+    await assert.rejects(source.ready({ timeoutMs: 300 }), (error: unknown) => {
+      assert.ok(error instanceof X509SourceError);
+      assert.equal(error.code, "timeout");
+      assert.match(error.message, /within 300 ms/);
+      assert.match(error.message, /no registration entry matches this workload yet/);
+      assert.ok(error.message.includes(fake.address));
+      return true;
+    });
+    assert.ok(fake.calls.length >= 2, "the source keeps asking");
+    assert.equal(source.lastError?.name, "WorkloadApiError");
+    assert.ok(errors.length >= 2);
+
+    // The entry is registered: the agent starts answering.
+    fake.failWith(undefined);
+    fake.setX509({ svids: [workload] });
+    await source.ready({ timeoutMs: 5000 });
+    assert.equal(source.getX509Svid()?.id.toString(), "spiffe://example.org/workload");
+    assert.equal(source.lastError, undefined);
+  });
+
+  test("ready() timeout without any answer says so", async () => {
+    const source = newSource(); // the fake keeps the stream open but sends nothing
+    await assert.rejects(source.ready({ timeoutMs: 100 }), {
+      code: "timeout",
+      message: new RegExp(`no usable answer from the agent at ${fake.address}`),
+    });
+  });
+
+  test("ready() timeout while the agent is unreachable says where it looked", async () => {
+    const address = fake.address;
+    await fake.stop();
+    const source = new X509Source({
+      address,
+      backoff: FAST_BACKOFF,
+      logger: new RecordingLogger(),
+    });
+    sources.push(source);
+    await assert.rejects(source.ready({ timeoutMs: 300 }), {
+      code: "timeout",
+      message:
+        /cannot reach the SPIRE Agent at unix:\/\/\/.*is it running and is the socket path right\?/,
+    });
+  });
+
+  test("PERMISSION_DENIED on an established stream withdraws the SVID and bundles", async () => {
+    fake.setX509({ svids: [workload] });
+    const source = newSource();
+    const updates = countUpdates(source);
+    await source.ready({ timeoutMs: 5000 });
+    fake.failWith(status.PERMISSION_DENIED);
+    await waitUntil("the withdrawal", () => updates.count === 2);
+    assert.equal(source.getX509Svid(), undefined);
+    assert.equal(source.getX509BundleForTrustDomain(EXAMPLE), undefined);
+    assert.equal(source.getX509Bundles().size, 0);
+    await sleep(100); // several refused retries later, still nothing served
+    assert.equal(source.getX509Svid(), undefined);
+    assert.equal(updates.count, 2, "only one withdrawal");
+    const readyAgain = source.ready({ timeoutMs: 5000 });
+
+    fake.failWith(undefined);
+    await readyAgain;
+    assert.ok(source.getX509Svid());
+  });
+
+  test("INVALID_ARGUMENT makes ready() reject at once, without retrying", async () => {
+    fake.failWith(status.INVALID_ARGUMENT, "bad request");
+    const source = newSource();
+    const started = Date.now();
+    await assert.rejects(source.ready({ timeoutMs: 10_000 }), {
+      name: "X509SourceError",
+      code: "failed",
+      message: /rejected the request as invalid/,
+    });
+    assert.ok(Date.now() - started < 5000);
+    await assert.rejects(source.ready(), { code: "failed" });
+    await sleep(200);
+    assert.equal(fake.calls.length, 1);
+  });
+
+  test("errors without an 'error' listener do not crash the process", async () => {
+    fake.failWith(status.UNAVAILABLE);
+    const source = newSource();
+    assert.equal(source.listenerCount("error"), 0);
+    await waitUntil("a few failures", () => fake.calls.length >= 3);
+    assert.equal(source.lastError?.name, "WorkloadApiError");
+  });
+
+  test("close() cancels the stream on the agent, rejects pending ready(), is idempotent", async () => {
+    const source = newSource();
+    await waitUntil("the stream", () => fake.openStreamCount() === 1);
+    const pending = source.ready();
+    source.close();
+    source.close();
+    await assert.rejects(pending, { name: "X509SourceError", code: "closed" });
+    await assert.rejects(source.ready(), { code: "closed" });
+    await waitUntil("the agent to see the cancel", () => fake.cancelledStreams === 1);
+    assert.equal(fake.openStreamCount(), 0);
+    fake.setX509({ svids: [workload] });
+    await sleep(50);
+    assert.equal(source.getX509Svid(), undefined);
+  });
+
+  test("close() leaves nothing running: a process that used sources exits by itself", async () => {
+    const extension = import.meta.url.endsWith(".ts") ? ".ts" : ".js";
+    const fixture = fileURLToPath(
+      new URL(`./x509source-exit.fixture${extension}`, import.meta.url),
+    );
+    // process.execArgv carries tsx's loader when these tests run from source.
+    const child = spawn(process.execPath, [...process.execArgv, fixture], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (chunk) => {
+      stdout += chunk;
+    });
+    child.stderr.on("data", (chunk) => {
+      stderr += chunk;
+    });
+    const started = Date.now();
+    const code = await new Promise<number | null>((resolve) => {
+      const killer = setTimeout(() => child.kill("SIGKILL"), 15_000);
+      child.on("exit", (exitCode) => {
+        clearTimeout(killer);
+        resolve(exitCode);
+      });
+    });
+    assert.equal(code, 0, `the child did not exit cleanly by itself: ${stderr}`);
+    const result = JSON.parse(stdout.trim().split("\n").at(-1) ?? "{}");
+    assert.match(result.pending, /is closed/);
+    assert.equal(result.cancelled, 1, "the established stream was cancelled on the agent");
+    assert.ok(Date.now() - started < 15_000);
+  });
+});
