@@ -1,0 +1,250 @@
+// The federation tutorial end to end, in local mode, against real SPIRE 1.13.3 servers and
+// agents: the project's own scripts run unchanged, the two services run as the tutorial's
+// unix users, and the browser's page is checked over HTTP.
+//
+// Needs root (it creates the users webapp and quotes-service and runs the services as
+// them) and the SPIRE binaries (scripts/install-spire.sh). Without either it fails and
+// says what to do: it never skips.
+import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import {
+  agentSocket,
+  fetchQuotesPage,
+  hasPrice,
+  isAlive,
+  poll,
+  type QuotesPage,
+  ROOT,
+  recordedPids,
+  run,
+  runScript,
+  spireServer,
+} from "./demo.js";
+
+const BROKER = "broker.org";
+const STOCKS = "stocksmarket.org";
+const WEBAPP_ID = "spiffe://broker.org/webapp";
+const QUOTES_ID = "spiffe://stocksmarket.org/quotes-service";
+const SPIRE_BIN = join(ROOT, ".spire", "bin");
+
+const timings: [string, number][] = [];
+function timed(label: string, seconds: number): void {
+  timings.push([label, seconds]);
+}
+
+/** Every pid the demo recorded while it ran, so teardown can prove they are all gone. */
+const seenPids = new Map<string, number>();
+function rememberPids(): void {
+  for (const [name, pid] of recordedPids()) seenPids.set(`${name}:${pid}`, pid);
+}
+
+describe("the federation tutorial against real SPIRE (local mode)", { timeout: 900_000 }, () => {
+  before(async () => {
+    const problems: string[] = [];
+    if (process.getuid?.() !== 0) {
+      problems.push(
+        "run the tests as root: the test creates the unix users webapp and quotes-service and runs each service as its user (unix:user: selectors)",
+      );
+    }
+    for (const bin of ["spire-server", "spire-agent"]) {
+      if (!existsSync(join(SPIRE_BIN, bin))) {
+        problems.push(`${bin} is missing from .spire/bin: run scripts/install-spire.sh first`);
+      }
+    }
+    const running = [...recordedPids()].filter(([, pid]) => isAlive(pid));
+    if (running.length > 0) {
+      problems.push(
+        `a local demo is running (${running.map(([n, p]) => `${n} pid ${p}`).join(", ")}): stop it with npm run stop first`,
+      );
+    }
+    if (problems.length > 0) {
+      throw new Error(`cannot run the end-to-end test:\n - ${problems.join("\n - ")}`);
+    }
+    timed(
+      "./build.sh (TypeScript already built, certificates)",
+      (await runScript("build.sh")).seconds,
+    );
+  });
+
+  after(async () => {
+    // Safety net: whatever failed above, nothing the demo started outlives the test.
+    rememberPids();
+    await run(join(ROOT, "scripts/stop.sh"), ["--mode", "local"], { timeoutMs: 120_000 });
+    const summary = timings.map(([label, s]) => `${label}: ${s.toFixed(1)} s`).join("\n  ");
+    console.log(`end-to-end timings:\n  ${summary}`);
+  });
+
+  it("starts both SPIRE servers", { timeout: 180_000 }, async () => {
+    const result = await runScript("scripts/start-servers.sh");
+    timed("start both SPIRE servers", result.seconds);
+    rememberPids();
+    for (const td of [BROKER, STOCKS]) {
+      assert.equal((await spireServer(td, ["healthcheck"])).code, 0, `${td} server is healthy`);
+    }
+  });
+
+  it("step 1 starts both agents, which attest with x509pop", { timeout: 180_000 }, async () => {
+    const result = await runScript("1-start-spire-agents.sh");
+    timed("step 1 (agents)", result.seconds);
+    rememberPids();
+    for (const td of [BROKER, STOCKS]) {
+      const agents = await spireServer(td, ["agent", "list"]);
+      assert.match(
+        agents.stdout,
+        new RegExp(`spiffe://${td.replace(".", "\\.")}/spire/agent/x509pop/[0-9a-f]{40}`),
+      );
+    }
+  });
+
+  it("step 2 gives each server the other trust domain's bundle", { timeout: 180_000 }, async () => {
+    const result = await runScript("2-bootstrap-federation.sh");
+    timed("step 2 (bootstrap federation)", result.seconds);
+    for (const [td, other] of [
+      [BROKER, STOCKS],
+      [STOCKS, BROKER],
+    ] as const) {
+      const list = await spireServer(td, ["bundle", "list"]);
+      assert.equal(list.code, 0, list.stderr);
+      assert.match(
+        list.stdout,
+        new RegExp(`\\* ${other.replace(".", "\\.")}\\n`),
+        `${td} lists ${other}`,
+      );
+      assert.doesNotMatch(list.stdout, new RegExp(`\\* ${td.replace(".", "\\.")}\\n`));
+    }
+  });
+
+  it("the services run as their users and wait for SVIDs before step 3", {
+    timeout: 180_000,
+  }, async () => {
+    const result = await runScript("scripts/start-services.sh");
+    timed("start both services", result.seconds);
+    rememberPids();
+    const page = await fetchQuotesPage();
+    assert.ok(page, "the webapp answers before it has an SVID");
+    assert.equal(page.rows.length, 0, "no quotes without registration entries");
+    assert.notEqual(page.verifiedPeer, QUOTES_ID, "no peer verified yet");
+  });
+
+  let firstQuotes: QuotesPage | undefined;
+  it("step 3 registers both workloads; quotes appear within 30 s", {
+    timeout: 180_000,
+  }, async () => {
+    const started = performance.now();
+    const result = await runScript("3-create-registration-entries.sh");
+    timed("step 3 (registration entries)", result.seconds);
+    firstQuotes = await poll(30_000, 500, async () => {
+      const page = await fetchQuotesPage();
+      return page && page.rows.length === 11 && !page.unavailable && page.rows.some(hasPrice)
+        ? page
+        : undefined;
+    });
+    const seconds = (performance.now() - started) / 1000;
+    timed("step 3 start -> first page with quotes", seconds);
+    console.log(`seconds from step 3 to the first page with quotes: ${seconds.toFixed(1)}`);
+    assert.ok(firstQuotes, `no page with 11 quote rows within 30 s of step 3; see .data/logs/`);
+  });
+
+  it("the entries exist with federatesWith", async () => {
+    for (const [td, id, user, other] of [
+      [BROKER, WEBAPP_ID, "webapp", STOCKS],
+      [STOCKS, QUOTES_ID, "quotes-service", BROKER],
+    ] as const) {
+      const shown = await spireServer(td, ["entry", "show", "-spiffeID", id]);
+      assert.equal(shown.code, 0, shown.stderr);
+      assert.match(shown.stdout, /Found 1 entry/);
+      assert.match(shown.stdout, new RegExp(`Selector\\s+: unix:user:${user}\\n`));
+      assert.match(shown.stdout, new RegExp(`FederatesWith\\s+: ${other.replace(".", "\\.")}\\n`));
+    }
+  });
+
+  it("the page shows 11 priced quotes, no error, and the verified peer", {
+    timeout: 60_000,
+  }, async () => {
+    assert.ok(firstQuotes, "step 3 produced no page with quotes");
+    assert.deepEqual(
+      firstQuotes.rows.map((row) => row[0]),
+      ["AAAA", "BBBB", "CCCC", "DDDD", "EEEE", "FFFF", "GGGG", "HHHH", "IIII", "JJJJ", "KKKK"],
+    );
+    // Each reload moves every quote with probability 1/4: keep loading until all 11 have a
+    // price (a handful of loads in practice).
+    const allPriced = await poll(30_000, 300, async () => {
+      const page = await fetchQuotesPage();
+      return page && page.rows.length === 11 && page.rows.every(hasPrice) ? page : undefined;
+    });
+    assert.ok(allPriced, "within 30 s every row should carry a price");
+    assert.equal(allPriced.unavailable, false, "no 'Quotes service unavailable' line");
+    assert.equal(allPriced.verifiedPeer, QUOTES_ID, "identity panel: the verified peer");
+    assert.match(allPriced.html, /spiffe:\/\/broker\.org\/webapp/, "identity panel: own ID");
+  });
+
+  it("a user with no registration entry gets no SVID (PermissionDenied)", {
+    timeout: 60_000,
+  }, async () => {
+    const socket = await agentSocket(BROKER);
+    const fetchAs = (user: string) =>
+      run("setpriv", [
+        `--reuid=${user}`,
+        `--regid=${user === "nobody" ? "nogroup" : user}`,
+        "--init-groups",
+        join(SPIRE_BIN, "spire-agent"),
+        "api",
+        "fetch",
+        "x509",
+        "-socketPath",
+        socket,
+        "-timeout",
+        "10s",
+      ]);
+    const webapp = await fetchAs("webapp");
+    assert.equal(webapp.code, 0, `the webapp user gets its SVID: ${webapp.stderr}`);
+    assert.match(webapp.stdout, /SPIFFE ID:\s+spiffe:\/\/broker\.org\/webapp\n/);
+    assert.match(webapp.stdout, /\[spiffe:\/\/stocksmarket\.org\]/, "with the federated bundle");
+    const nobody = await fetchAs("nobody");
+    assert.notEqual(nobody.code, 0);
+    assert.match(`${nobody.stdout}${nobody.stderr}`, /PermissionDenied/);
+    assert.doesNotMatch(nobody.stdout, /SPIFFE ID/);
+  });
+
+  it("the three scripts run a second time succeed", { timeout: 300_000 }, async () => {
+    const one = await runScript("1-start-spire-agents.sh");
+    assert.match(one.stdout, /already running/);
+    const two = await runScript("2-bootstrap-federation.sh");
+    assert.match(two.stdout, /already holds a bundle/);
+    const three = await runScript("3-create-registration-entries.sh");
+    assert.match(three.stdout, /already exists/);
+    timed("steps 1-2-3 again", one.seconds + two.seconds + three.seconds);
+    for (const [td, id] of [
+      [BROKER, WEBAPP_ID],
+      [STOCKS, QUOTES_ID],
+    ] as const) {
+      const shown = await spireServer(td, ["entry", "show", "-spiffeID", id]);
+      assert.match(shown.stdout, /Found 1 entry/, "no duplicate entry");
+    }
+    const page = await poll(15_000, 500, async () => {
+      const p = await fetchQuotesPage();
+      return p && p.rows.length === 11 && !p.unavailable ? p : undefined;
+    });
+    assert.ok(page, "the page still shows quotes");
+  });
+
+  it("npm run stop leaves no process behind", { timeout: 120_000 }, async () => {
+    rememberPids();
+    assert.equal(
+      seenPids.size,
+      6,
+      `six processes were started: ${[...seenPids.keys()].join(", ")}`,
+    );
+    const stopped = await run("npm", ["run", "--silent", "stop"], { timeoutMs: 120_000 });
+    assert.equal(stopped.code, 0, stopped.stderr);
+    const left = await poll(10_000, 250, async () => {
+      const alive = [...seenPids].filter(([, pid]) => isAlive(pid));
+      return alive.length === 0 ? [] : undefined;
+    });
+    const alive = [...seenPids].filter(([, pid]) => isAlive(pid)).map(([name]) => name);
+    assert.ok(left, `still running after stop: ${alive.join(", ")}`);
+    assert.equal(recordedPids().size, 0, "pid files removed");
+  });
+});
