@@ -293,6 +293,14 @@ for (const algorithm of ["ec-p256", "rsa-2048"] as KeyAlgorithm[]) {
       assertRule(() => verifyX509Svid(certificates, onlyStocks), "no-bundle", "broker.org");
     });
 
+    it("refuses a bundle source that answers with another trust domain's bundle", async () => {
+      const { certificates } = await brokerCa.issue(WEBAPP);
+      const confused = { getX509BundleForTrustDomain: () => brokerCa.bundle() };
+      const relabelled = { getX509BundleForTrustDomain: () => stocksCa.bundle() };
+      assert.equal(verifyX509Svid(certificates, confused).toString(), WEBAPP);
+      assertRule(() => verifyX509Svid(certificates, relabelled), "no-bundle", "returned");
+    });
+
     it("rejects an empty chain", () => {
       assertRule(() => verifyX509Svid([], bundles), "empty-chain");
     });

@@ -270,6 +270,13 @@ export function verifyX509Svid(
       `no X.509 bundle for trust domain ${trustDomain.name}, so ${id} cannot be authenticated (is that trust domain federated?)`,
     );
   }
+  if (!bundle.trustDomain.equals(trustDomain)) {
+    // A source handing out another trust domain's bundle would merge trust; refuse it.
+    throw new VerificationError(
+      "no-bundle",
+      `asked for the bundle of ${trustDomain.name}, the bundle source returned ${bundle.trustDomain.name}'s`,
+    );
+  }
 
   const intermediates = chain.slice(1);
   intermediates.forEach((certificate, index) => {
