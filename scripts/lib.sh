@@ -82,7 +82,15 @@ server_port() { if [ "$1" = broker.org ]; then echo 8181; else echo 8182; fi; }
 bundle_port() { if [ "$1" = broker.org ]; then echo 8443; else echo 8444; fi; }
 server_dir() { echo "$DEMO_DATA/$(server_name "$1")"; }
 agent_dir() { echo "$DEMO_DATA/$(agent_host "$1")"; }
-sockets_dir() { echo "$DEMO_DATA/sockets"; }
+# Unix socket paths are limited to 107 bytes: a project in a deep folder keeps its
+# sockets in a short folder under /tmp instead, named after the project's path.
+sockets_dir() {
+  if [ "${#DEMO_DATA}" -le 60 ]; then
+    echo "$DEMO_DATA/sockets"
+  else
+    echo "/tmp/spire-federation-demo-$(printf '%s' "$DEMO_ROOT" | cksum | cut -d' ' -f1)"
+  fi
+}
 server_socket() { echo "$(sockets_dir)/$(server_name "$1").sock"; }
 agent_socket() { echo "$(sockets_dir)/$(agent_host "$1")-agent.sock"; }
 
