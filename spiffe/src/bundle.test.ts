@@ -141,6 +141,12 @@ describe("X509Bundle", () => {
     assertBundleError(() => X509Bundle.fromPem(broker, pem), "malformed-bundle", "PRIVATE KEY");
   });
 
+  it("rejects a truncated PEM block", () => {
+    const pem = brokerCa.bundle().toPem();
+    const truncated = `${pem}${pem.slice(0, pem.length / 2)}`;
+    assertBundleError(() => X509Bundle.fromPem(broker, truncated), "malformed-bundle", "2 BEGIN");
+  });
+
   it("rejects PEM whose base64 is broken", () => {
     const pem = "-----BEGIN CERTIFICATE-----\nMII*!\n-----END CERTIFICATE-----\n";
     assertBundleError(() => X509Bundle.fromPem(broker, pem), "malformed-bundle", "base64");

@@ -68,8 +68,9 @@ function readSubjectAltNames(value: string): { uris: string[]; dnsNames: string[
   const uris: string[] = [];
   const dnsNames: string[] = [];
   for (const name of children(parseAsn1Bytes(value), "subjectAltName")) {
-    if (name.tagClass !== Class.CONTEXT_SPECIFIC || name.constructed) continue;
-    // GeneralName [6] uniformResourceIdentifier and [2] dNSName, both IA5String.
+    if (name.tagClass !== Class.CONTEXT_SPECIFIC) continue;
+    // GeneralName [6] uniformResourceIdentifier and [2] dNSName, both IA5String. bytesOf
+    // refuses a constructed encoding rather than skipping it, so no URI can hide there.
     if (name.type === 6) uris.push(bytesOf(name, "URI SAN"));
     if (name.type === 2) dnsNames.push(bytesOf(name, "DNS SAN"));
   }

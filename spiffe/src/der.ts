@@ -102,6 +102,7 @@ const BASE64 = /^[A-Za-z0-9+/=\s]*$/;
  */
 export function parsePemCertificates(pem: string): X509Certificate[] {
   const certificates: X509Certificate[] = [];
+  let blocks = 0;
   for (const match of pem.matchAll(PEM_BLOCK)) {
     const [, begin, body = "", end] = match;
     if (begin !== end) {
@@ -120,6 +121,11 @@ export function parsePemCertificates(pem: string): X509Certificate[] {
       );
     }
     certificates.push(...parsed);
+    blocks += 1;
+  }
+  const begins = pem.split("-----BEGIN ").length - 1;
+  if (begins !== blocks) {
+    throw new DerError(`PEM has ${begins} BEGIN line(s) but only ${blocks} complete block(s)`);
   }
   return certificates;
 }
