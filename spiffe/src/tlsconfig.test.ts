@@ -584,6 +584,28 @@ describe("connections and sessions", () => {
     expectVerificationError(log.rejected[0], "no-bundle");
   });
 
+  test("server refuses TLS 1.2 renegotiation, which could swap the client's certificate", async (t) => {
+    const { port, log } = await startHttpsServer(t);
+    const socket = tls.connect({
+      host: "127.0.0.1",
+      port,
+      rejectUnauthorized: false,
+      maxVersion: "TLSv1.2",
+      cert: webapp.svid().certificatesPem(),
+      key: webapp.svid().privateKeyPem(),
+    });
+    await once(socket, "secureConnect");
+    const outcome = new Promise<Error | null>((resolve) => {
+      socket.on("error", resolve);
+      socket.renegotiate({ rejectUnauthorized: false }, (error) => resolve(error));
+    });
+    const error = await outcome;
+    assert.ok(error, "the server went along with a renegotiation");
+    assert.match(error.message, /renegotiation/);
+    socket.destroy();
+    assert.deepEqual(log.accepted.map(String), [WEBAPP]);
+  });
+
   test("client never offers a session for resumption", async (t) => {
     // A plain TLS server that would resume sessions (tickets on by default).
     const reused: boolean[] = [];

@@ -9,11 +9,13 @@ import { asError, MtlsError } from "./errors.js";
  * handshake, and an empty store also keeps getPeerCertificate(true) from extending the
  * peer's chain with certificates the peer never sent. Session tickets are off so the
  * server never resumes a session authenticated under trust that may since have changed.
+ * TLS 1.2 renegotiation is refused: the peer is verified once, after the first
+ * handshake, and a renegotiation could swap its certificate unseen.
  */
 const BASE_OPTIONS: SecureContextOptions = {
   ca: [],
   minVersion: "TLSv1.2",
-  secureOptions: constants.SSL_OP_NO_TICKET,
+  secureOptions: constants.SSL_OP_NO_TICKET | constants.SSL_OP_NO_RENEGOTIATION,
 };
 
 /** The TLS options presenting `svid`: chain (leaf first) and private key as PEM. */
