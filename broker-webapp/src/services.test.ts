@@ -357,6 +357,8 @@ describe("broker-webapp and stock-quotes-service across two trust domains", () =
 class TestQuotesServer {
   body: string | Buffer = "[]";
   status = 200;
+  /** Never answer (to exercise the webapp's timeout). */
+  hang = false;
   requests = 0;
   readonly #server: ReturnType<typeof createMtlsHttpsServer>;
 
@@ -372,6 +374,7 @@ class TestQuotesServer {
       },
       (_req, res) => {
         this.requests += 1;
+        if (this.hang) return;
         res.writeHead(this.status, { "content-type": "application/json" }).end(this.body);
       },
     );
@@ -494,6 +497,13 @@ describe("broker-webapp against a misbehaving quotes server", () => {
         },
         /too large/,
       ],
+      [
+        "no answer",
+        () => {
+          server.hang = true;
+        },
+        /no answer within 2 s/,
+      ],
     ];
     for (const [name, misbehave, reason] of cases) {
       misbehave();
@@ -502,6 +512,7 @@ describe("broker-webapp against a misbehaving quotes server", () => {
       assert.match(page, reason, name);
       assert.equal(tableRows(page).length, 2, `${name}: the last good quotes stay`);
     }
+    server.hang = false;
     server.body = JSON.stringify([GOOD_QUOTE]);
     assert.equal(tableRows(await getPage(webPort)).length, 1, "recovers");
   });
