@@ -61,6 +61,7 @@ describe("parseSpiffeId", () => {
     ["non-ASCII trust domain", "spiffe://brökér.org/webapp", "bad-trust-domain-char"],
     ["port", "spiffe://broker.org:8443/webapp", "has-port"],
     ["user info", "spiffe://user@broker.org/webapp", "has-userinfo"],
+    ["user info with a password", "spiffe://user:pw@broker.org/webapp", "has-userinfo"],
     ["query", "spiffe://broker.org/webapp?x=1", "has-query"],
     ["query without path", "spiffe://broker.org?x=1", "has-query"],
     ["fragment", "spiffe://broker.org/webapp#frag", "has-fragment"],

@@ -36,13 +36,14 @@ function checkTrustDomainName(name: string, input: string): void {
   if (name === "") {
     throw new SpiffeIdError("missing-trust-domain", input, "the trust domain is empty");
   }
+  // User info comes before any port in a URI authority, so name it first.
+  if (name.includes("@")) {
+    throw new SpiffeIdError("has-userinfo", input, "a trust domain may not carry user info");
+  }
   for (const ch of name) {
     if (TRUST_DOMAIN_CHAR.test(ch)) continue;
     if (ch === ":") {
       throw new SpiffeIdError("has-port", input, "a trust domain may not carry a port");
-    }
-    if (ch === "@") {
-      throw new SpiffeIdError("has-userinfo", input, "a trust domain may not carry user info");
     }
     if (ch === "%") {
       throw new SpiffeIdError("percent-encoded", input, "percent-encoding is not allowed");
