@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { once } from "node:events";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import * as net from "node:net";
 import { before, describe, test } from "node:test";
 import * as tls from "node:tls";
 import { type Agent, request } from "undici";
@@ -655,6 +656,24 @@ describe("connections and sessions", () => {
       await once(socket, "close");
     }
     assert.deepEqual(servernames, [false, "localhost"]);
+  });
+
+  test("a server that never completes the handshake times out with a clear error", async (t) => {
+    // Accepts TCP connections and then says nothing.
+    const silent = net.createServer((socket) => socket.on("error", () => {}));
+    t.after(() => {
+      silent.close();
+    });
+    silent.listen(0, "127.0.0.1");
+    await once(silent, "listening");
+    const { port } = silent.address() as AddressInfo;
+    const config = clientConfig({ connectTimeoutMs: 200 });
+    await assert.rejects(connectMtls(config, { host: "127.0.0.1", port }), (error: unknown) => {
+      assert.ok(error instanceof MtlsError);
+      assert.equal(error.code, "connect-timeout");
+      assert.match(error.message, /within 200 ms/);
+      return true;
+    });
   });
 
   test("the connector refuses plain http origins", async () => {

@@ -7,7 +7,7 @@ import { asError, MtlsError } from "./errors.js";
 import { authenticatePeer, recordPeerId } from "./peer.js";
 import { currentSvid, type SvidTracker } from "./svid-context.js";
 
-export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
+const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 
 /** Shaped like undici's connector callback: an error, or the authenticated socket. */
 export type MtlsConnectCallback = (...outcome: [Error, null] | [null, TLSSocket]) => void;
