@@ -76,6 +76,25 @@ describe("the federation tutorial against real SPIRE (local mode)", { timeout: 9
     console.log(`end-to-end timings:\n  ${summary}`);
   });
 
+  /** Runs a numbered step out of order: it must fail and name the step that is missing. */
+  async function outOfOrder(script: string, expected: RegExp): Promise<void> {
+    const result = await run(join(ROOT, script), ["--mode", "local"], { timeoutMs: 60_000 });
+    assert.notEqual(result.code, 0, `${script} should refuse to run yet`);
+    assert.match(result.stderr, expected, `${script} names the missing step`);
+    assert.doesNotMatch(
+      result.stderr,
+      /rpc error|connection refused|Usage of/i,
+      "no raw CLI error",
+    );
+  }
+
+  it("a step run before the servers exist says so", { timeout: 60_000 }, async () => {
+    await outOfOrder(
+      "1-start-spire-agents.sh",
+      /not running: run npm start, or scripts\/start-servers\.sh, first/,
+    );
+  });
+
   it("starts both SPIRE servers", { timeout: 180_000 }, async () => {
     const result = await runScript("scripts/start-servers.sh");
     timed("start both SPIRE servers", result.seconds);
@@ -83,6 +102,10 @@ describe("the federation tutorial against real SPIRE (local mode)", { timeout: 9
     for (const td of [BROKER, STOCKS]) {
       assert.equal((await spireServer(td, ["healthcheck"])).code, 0, `${td} server is healthy`);
     }
+  });
+
+  it("step 3 before step 1 asks for the agents", { timeout: 60_000 }, async () => {
+    await outOfOrder("3-create-registration-entries.sh", /run \.\/1-start-spire-agents\.sh first/);
   });
 
   it("step 1 starts both agents, which attest with x509pop", { timeout: 180_000 }, async () => {
@@ -96,6 +119,13 @@ describe("the federation tutorial against real SPIRE (local mode)", { timeout: 9
         new RegExp(`spiffe://${td.replace(".", "\\.")}/spire/agent/x509pop/[0-9a-f]{40}`),
       );
     }
+  });
+
+  it("step 3 before step 2 asks for the federation bootstrap", { timeout: 60_000 }, async () => {
+    await outOfOrder(
+      "3-create-registration-entries.sh",
+      /run \.\/2-bootstrap-federation\.sh first/,
+    );
   });
 
   it("step 2 gives each server the other trust domain's bundle", { timeout: 180_000 }, async () => {
