@@ -32,10 +32,11 @@ if has_right_version spire-server && has_right_version spire-agent; then
 fi
 
 if ! command -v go >/dev/null 2>&1; then
+  GO_NEEDED="$(sed -n 's/^go //p' "$TOOL_MODULE/go.mod")"
   cat >&2 <<MSG
 SPIRE $SPIRE_VERSION binaries are missing from $BIN_DIR and Go is not installed.
 Get them one of two ways:
-  1. Install Go (1.25 or newer) and run this script again: it builds spire-server and
+  1. Install Go ($GO_NEEDED or newer) and run this script again: it builds spire-server and
      spire-agent from the Go module pinned in tools/spire (takes a few minutes).
   2. Download the official release archive spire-$SPIRE_VERSION-linux-amd64-musl.tar.gz from
      the SPIRE project's GitHub releases page and copy bin/spire-server and bin/spire-agent
