@@ -8,6 +8,13 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 demo_init --mode local
 cd "$DEMO_ROOT"
 
+for name in broker-webapp stock-quotes-service agent-broker-webapp agent-stock-quotes-service \
+  spire-server-broker spire-server-stocks; do
+  if pid="$(running_pid "$name")"; then
+    die "a demo is already running ($name, pid $pid): open http://localhost:8080/quotes, or stop it with npm run stop"
+  fi
+done
+
 stop_all() {
   trap - INT TERM EXIT
   echo

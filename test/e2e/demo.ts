@@ -71,6 +71,9 @@ export async function runScript(script: string, timeoutMs = 240_000): Promise<Ru
       `${script} exited with ${result.code}\n--- stdout\n${result.stdout}\n--- stderr\n${result.stderr}`,
     );
   }
+  // Warnings (e.g. a folder permission the script had to change) belong in the test output.
+  const warnings = result.stderr.split("\n").filter((line) => line.includes("WARNING"));
+  if (warnings.length > 0) console.log(`${script}:\n${warnings.join("\n")}`);
   return result;
 }
 
