@@ -135,13 +135,13 @@ running_pid() {
 }
 
 # start_bg NAME MARKER COMMAND...: runs COMMAND in the background with its output in
-# .data/logs/NAME.log, and records its pid (plus a marker from its command line, so a
+# .data/logs/NAME.log (started afresh), and records its pid (plus a marker from its command line, so a
 # reused pid is never mistaken for it) in .data/pids/NAME.pid.
 start_bg() {
   local name="$1" marker="$2"
   shift 2
   mkdir -p "$DEMO_DATA/pids" "$DEMO_DATA/logs"
-  "$@" >>"$(log_file "$name")" 2>&1 </dev/null &
+  "$@" >"$(log_file "$name")" 2>&1 </dev/null &
   echo "$! $marker" >"$(pid_file "$name")"
 }
 
