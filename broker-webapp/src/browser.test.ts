@@ -29,7 +29,7 @@ const CHROMIUM_ARGS = [
   "--disable-sync",
 ];
 
-describe("the quotes page in Chromium", () => {
+describe("the quotes page in Chromium", { timeout: 120_000 }, () => {
   let federation: Federation;
   let quotes: ServiceProcess;
   let webapp: ServiceProcess;

@@ -103,7 +103,9 @@ function credentialsOf(svid: X509Svid): { cert: string; key: string } {
   return { cert: svid.certificatesPem(), key: svid.privateKeyPem() };
 }
 
-describe("broker-webapp and stock-quotes-service across two trust domains", () => {
+describe("broker-webapp and stock-quotes-service across two trust domains", {
+  timeout: 120_000,
+}, () => {
   let federation: Federation;
   let quotes: ServiceProcess;
   let webapp: ServiceProcess;
@@ -407,7 +409,7 @@ const GOOD_QUOTE = {
   Time: new Date().toISOString(),
 };
 
-describe("broker-webapp against a misbehaving quotes server", () => {
+describe("broker-webapp against a misbehaving quotes server", { timeout: 120_000 }, () => {
   let federation: Federation;
   const servers: TestQuotesServer[] = [];
   const webapps: ServiceProcess[] = [];
@@ -447,6 +449,30 @@ describe("broker-webapp against a misbehaving quotes server", () => {
     const report = await health(webPort);
     assert.equal(report.upstream.lastResult?.ok, false);
     assert.match(report.upstream.lastResult?.reason ?? "", /impostor/);
+  });
+
+  it("refuses a quotes server whose chain does not verify, and one that does not speak TLS", async () => {
+    // The right ID, but from a stranger's CA calling itself stocksmarket.org.
+    const rogueCa = await TestCa.create("stocksmarket.org");
+    const rogue = new TestQuotesServer(federation, (await rogueCa.issue(QUOTES_ID)).svid());
+    servers.push(rogue);
+    const roguePort = await rogue.listen();
+    const html = await getPage(await webappFor(roguePort));
+    assert.match(html, /Quotes service unavailable<\/strong>: mTLS refused: /);
+    assert.equal(rogue.requests, 0, "no request reached the rogue server");
+
+    // Answers in plain text; resume() reads (and drops) the ClientHello so the socket can close.
+    const plain = createNetServer((socket) => socket.resume().end("HTTP/1.1 200 OK\r\n\r\n[]"));
+    const plainPort = await new Promise<number>((resolve) =>
+      plain.listen(0, "127.0.0.1", () => resolve((plain.address() as { port: number }).port)),
+    );
+    try {
+      const page = await getPage(await webappFor(plainPort));
+      assert.match(page, /Quotes service unavailable<\/strong>: /);
+      assert.equal(tableRows(page).length, 0);
+    } finally {
+      await new Promise((resolve) => plain.close(resolve));
+    }
   });
 
   it("renders markup from the quotes service as inert text, and reports each bad answer", async () => {
@@ -518,7 +544,7 @@ describe("broker-webapp against a misbehaving quotes server", () => {
   });
 });
 
-describe("waiting for an SVID", () => {
+describe("waiting for an SVID", { timeout: 120_000 }, () => {
   let federation: Federation;
   const processes: ServiceProcess[] = [];
 
@@ -589,7 +615,7 @@ describe("waiting for an SVID", () => {
   });
 });
 
-describe("command lines and start-up errors", () => {
+describe("command lines and start-up errors", { timeout: 120_000 }, () => {
   async function run(
     script: string,
     args: string[],
