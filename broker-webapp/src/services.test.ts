@@ -664,6 +664,21 @@ describe("command lines and start-up errors", { timeout: 120_000 }, () => {
     }
   });
 
+  it("SIGINT stops both services with exit code 0, even while they wait for an SVID", async () => {
+    const federation = await Federation.create();
+    try {
+      const quotes = startQuotesService(federation);
+      const webapp = startWebapp(federation, "https://127.0.0.1:1/quotes");
+      await quotes.waitForLog((l) => l.msg === "waiting for an X.509 SVID", "waiting");
+      await webapp.port();
+      assert.deepEqual(await quotes.stop("SIGINT"), { code: 0, signal: null });
+      assert.deepEqual(await webapp.stop("SIGINT"), { code: 0, signal: null });
+      assert.ok(webapp.logs.some((l) => l.msg === "shutting down" && l.reason === "SIGINT"));
+    } finally {
+      await federation.stop();
+    }
+  });
+
   it("a port in use is a clear error", async () => {
     const blocker = createNetServer();
     const port = await new Promise<number>((resolve) =>
