@@ -46,4 +46,7 @@ make_for() {
 
 say "Agent certificates for x509pop node attestation"
 mkdir -p "$DEMO_DATA"
+# Two runs at once (e.g. test files run in parallel) must not mix two CAs' files.
+exec 9>"$DEMO_DATA/.certs.lock"
+flock 9
 for td in "${TRUST_DOMAINS[@]}"; do make_for "$td"; done
