@@ -47,8 +47,11 @@ export class Federation {
     return new Federation(brokerCa, stocksCa, brokerApi, stocksApi);
   }
 
-  /** Issues the webapp an SVID, with the stock market's bundle federated. Returns its expiry. */
-  async issueWebappSvid(options: IssueOptions = {}): Promise<Date> {
+  /**
+   * Issues the webapp an SVID, with the stock market's bundle federated unless
+   * `federated` is false. Returns its expiry.
+   */
+  async issueWebappSvid(options: IssueOptions = {}, federated = true): Promise<Date> {
     const svid = await this.brokerCa.issue(WEBAPP_ID, options);
     this.brokerApi.setX509({
       svids: [
@@ -59,13 +62,16 @@ export class Federation {
           bundleDer: this.brokerCa.bundleDer(),
         },
       ],
-      federatedBundles: { "spiffe://stocksmarket.org": this.stocksCa.bundleDer() },
+      federatedBundles: federated ? { "spiffe://stocksmarket.org": this.stocksCa.bundleDer() } : {},
     });
     return new Date((svid.certificates[0] as { validTo: string }).validTo);
   }
 
-  /** Issues the quotes service an SVID, with the broker's bundle federated. Returns its expiry. */
-  async issueQuotesSvid(options: IssueOptions = {}): Promise<Date> {
+  /**
+   * Issues the quotes service an SVID, with the broker's bundle federated unless
+   * `federated` is false. Returns its expiry.
+   */
+  async issueQuotesSvid(options: IssueOptions = {}, federated = true): Promise<Date> {
     const svid = await this.stocksCa.issue(QUOTES_ID, options);
     this.stocksApi.setX509({
       svids: [
@@ -76,7 +82,7 @@ export class Federation {
           bundleDer: this.stocksCa.bundleDer(),
         },
       ],
-      federatedBundles: { "spiffe://broker.org": this.brokerCa.bundleDer() },
+      federatedBundles: federated ? { "spiffe://broker.org": this.brokerCa.bundleDer() } : {},
     });
     return new Date((svid.certificates[0] as { validTo: string }).validTo);
   }
@@ -151,9 +157,17 @@ export class ServiceProcess {
     });
   }
 
-  /** The first log line (already logged or still to come) that passes `test`. */
-  waitForLog(test: (line: LogLine) => boolean, what: string, timeoutMs = 10_000): Promise<LogLine> {
-    const seen = this.logs.find(test);
+  /**
+   * The first log line (already logged or still to come) that passes `test`; with
+   * `fromLine`, only lines from that index on (e.g. `service.logs.length` before an action).
+   */
+  waitForLog(
+    test: (line: LogLine) => boolean,
+    what: string,
+    timeoutMs = 10_000,
+    fromLine = 0,
+  ): Promise<LogLine> {
+    const seen = this.logs.slice(fromLine).find(test);
     if (seen) return Promise.resolve(seen);
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {

@@ -12,6 +12,7 @@ export const WAITING_LOG_INTERVAL_MS = 10_000;
  */
 export function logIdentityChanges(source: X509Source, log: Logger): () => void {
   let current: string | undefined;
+  let currentTrustDomains = "";
   let lastWaitingLog = 0;
   let lastErrorMessage: string | undefined;
 
@@ -38,17 +39,24 @@ export function logIdentityChanges(source: X509Source, log: Logger): () => void 
       return;
     }
     const fingerprint = svid.leaf.fingerprint256;
-    if (fingerprint === current) return;
-    const details = {
-      spiffeId: svid.id.toString(),
-      expiresAt: svid.expiresAt.toISOString(),
-      trustDomains: source
-        .getX509Bundles()
-        .trustDomains()
-        .map((td) => td.name),
-    };
-    log.info(details, current === undefined ? "X.509 SVID received" : "X.509 SVID rotated");
+    const trustDomains = source
+      .getX509Bundles()
+      .trustDomains()
+      .map((td) => td.name);
+    const trustDomainList = trustDomains.join(", ");
+    if (fingerprint !== current) {
+      const details = {
+        spiffeId: svid.id.toString(),
+        expiresAt: svid.expiresAt.toISOString(),
+        trustDomains,
+      };
+      log.info(details, current === undefined ? "X.509 SVID received" : "X.509 SVID rotated");
+    } else if (trustDomainList !== currentTrustDomains) {
+      // Federation at work: a trust domain's bundle arrived or was removed.
+      log.info({ trustDomains }, "trust bundles changed");
+    }
     current = fingerprint;
+    currentTrustDomains = trustDomainList;
   };
 
   const onError = () => {
@@ -71,4 +79,14 @@ export function logIdentityChanges(source: X509Source, log: Logger): () => void 
     source.off("update", onUpdate);
     source.off("error", onError);
   };
+}
+
+/** Identifies the bundle set in use: trust domains and their CA certificates. */
+export function bundlesKey(source: X509Source): string {
+  return source
+    .getX509Bundles()
+    .bundles()
+    .map((b) => `${b.trustDomain.name}=${b.certificates.map((c) => c.fingerprint256).join(",")}`)
+    .sort()
+    .join(";");
 }

@@ -353,6 +353,62 @@ describe("broker-webapp and stock-quotes-service across two trust domains", {
     const post = await fetch(`http://127.0.0.1:${webPort}/quotes`, { method: "POST" });
     assert.equal(post.status, 405);
   });
+
+  it("stops trusting the quotes service when the federated bundle goes, and trusts it again when it returns", async () => {
+    assert.equal(tableRows(await getPage(webPort)).length, 11, "a kept-alive connection exists");
+    const bundlesHeld = (expected: string, fromLine: number) =>
+      webapp.waitForLog(
+        (l) =>
+          /^(X\.509 SVID rotated|trust bundles changed)$/.test(l.msg) &&
+          String(l.trustDomains) === expected,
+        `bundles held: ${expected}`,
+        10_000,
+        fromLine,
+      );
+    let fromLine = webapp.logs.length;
+    await federation.issueWebappSvid({}, false);
+    await bundlesHeld("broker.org", fromLine);
+    const html = await getPage(webPort);
+    assert.match(html, /Quotes service unavailable<\/strong>: mTLS refused: .*stocksmarket\.org/);
+    assert.ok(!html.includes("broker.org, stocksmarket.org"), "identity panel: one bundle left");
+
+    fromLine = webapp.logs.length;
+    await federation.issueWebappSvid();
+    await bundlesHeld("broker.org,stocksmarket.org", fromLine);
+    const back = await getPage(webPort);
+    assert.doesNotMatch(back, /Quotes service unavailable/);
+    assert.equal(tableRows(back).length, 11);
+    assert.equal((await health(webPort)).upstream.lastResult?.ok, true);
+
+    // The same on the quotes service's side: without broker.org's bundle, the webapp is out.
+    fromLine = quotes.logs.length;
+    await federation.issueQuotesSvid({}, false);
+    await quotes.waitForLog(
+      (l) => /^trust bundles changed/.test(l.msg),
+      "quotes service: trust bundles changed",
+      10_000,
+      fromLine,
+    );
+    assert.match(await getPage(webPort), /Quotes service unavailable<\/strong>/);
+    const rejected = await quotes.waitForLog(
+      (l) => l.msg === "peer rejected",
+      "webapp rejected",
+      10_000,
+      fromLine,
+    );
+    assert.match(String(rejected.reason), /broker\.org/);
+
+    await federation.issueQuotesSvid();
+    await quotes.waitForLog(
+      (l) =>
+        l.msg === "X.509 SVID rotated" && String(l.trustDomains) === "broker.org,stocksmarket.org",
+      "quotes service: broker.org bundle back",
+      10_000,
+      fromLine,
+    );
+    assert.equal(tableRows(await getPage(webPort)).length, 11);
+    assert.doesNotMatch(await getPage(webPort), /Quotes service unavailable/);
+  });
 });
 
 /** An in-process quotes server that misbehaves on request. */

@@ -32,7 +32,8 @@ export interface QuotesClientOptions {
  */
 export class QuotesClient {
   readonly url: URL;
-  readonly #agent: Agent;
+  #agent: Agent;
+  readonly #createAgent: () => Agent;
   readonly #timeoutMs: number;
   readonly #maxBytes: number;
   #verifiedPeer: SpiffeId | undefined;
@@ -42,20 +43,32 @@ export class QuotesClient {
     this.url = options.url;
     this.#timeoutMs = options.timeoutMs ?? 2000;
     this.#maxBytes = options.maxBytes ?? 256 * 1024;
-    this.#agent = createMtlsAgent(
-      {
-        svidSource: options.svidSource,
-        bundleSource: options.bundleSource,
-        authorizer: authorizeID(options.quotesId),
-        connectTimeoutMs: this.#timeoutMs,
-        onPeerVerified: (peerId) => {
-          this.#verifiedPeer = peerId;
-          this.#handshakes += 1;
+    this.#createAgent = () =>
+      createMtlsAgent(
+        {
+          svidSource: options.svidSource,
+          bundleSource: options.bundleSource,
+          authorizer: authorizeID(options.quotesId),
+          connectTimeoutMs: this.#timeoutMs,
+          onPeerVerified: (peerId) => {
+            this.#verifiedPeer = peerId;
+            this.#handshakes += 1;
+          },
         },
-      },
-      // The page reloads every second: keep the connection for longer than that.
-      { keepAliveTimeout: 30_000, keepAliveMaxTimeout: 120_000, connections: 8 },
-    );
+        // The page reloads every second: keep the connection for longer than that.
+        { keepAliveTimeout: 30_000, keepAliveMaxTimeout: 120_000, connections: 8 },
+      );
+    this.#agent = this.#createAgent();
+  }
+
+  /**
+   * Starts over with new connections, so the server is authenticated again under the
+   * trust now in force (call when bundles change). Calls in flight finish on the old ones.
+   */
+  dropConnections(): void {
+    const old = this.#agent;
+    this.#agent = this.#createAgent();
+    old.close().catch(() => {});
   }
 
   /** The quotes service's ID as verified on the most recent new connection. */

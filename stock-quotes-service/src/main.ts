@@ -10,7 +10,7 @@ import {
 } from "@federation-demo/spiffe";
 import type { Logger } from "pino";
 import { createHealthApp, createQuotesApp, type HealthReport } from "./app.js";
-import { logIdentityChanges } from "./identity-log.js";
+import { bundlesKey, logIdentityChanges } from "./identity-log.js";
 import { ListenError, listen } from "./listen.js";
 import { createLogger } from "./logger.js";
 import { CommanderError, exitCodeFor, parseOptions, type QuotesServiceOptions } from "./options.js";
@@ -56,6 +56,17 @@ async function run(options: QuotesServiceOptions, log: Logger): Promise<void> {
 
   let server: HttpsServer | undefined;
   let healthServer: HttpServer | undefined;
+  // Kept-alive clients were authenticated under the old bundles: when they change (a
+  // trust domain federated or dropped, a CA rotated), make them connect and verify again.
+  let bundleKey = "";
+  source.on("update", () => {
+    const key = bundlesKey(source);
+    if (server && bundleKey !== "" && key !== bundleKey) {
+      log.info("trust bundles changed: closing idle connections so clients authenticate again");
+      server.closeIdleConnections();
+    }
+    bundleKey = key;
+  });
   let stopping = false;
   const stop = (reason: string, exitCode: number) => {
     if (stopping) return;
