@@ -80,13 +80,3 @@ export function logIdentityChanges(source: X509Source, log: Logger): () => void 
     source.off("error", onError);
   };
 }
-
-/** Identifies the bundle set in use: trust domains and their CA certificates. */
-export function bundlesKey(source: X509Source): string {
-  return source
-    .getX509Bundles()
-    .bundles()
-    .map((b) => `${b.trustDomain.name}=${b.certificates.map((c) => c.fingerprint256).join(",")}`)
-    .sort()
-    .join(";");
-}

@@ -4,7 +4,7 @@ import { createServer } from "node:http";
 import { X509Source } from "@federation-demo/spiffe";
 import type { Logger } from "pino";
 import { createWebapp } from "./app.js";
-import { bundlesKey, logIdentityChanges } from "./identity-log.js";
+import { logIdentityChanges } from "./identity-log.js";
 import { ListenError, listen } from "./listen.js";
 import { createLogger } from "./logger.js";
 import { CommanderError, exitCodeFor, parseOptions, type WebappOptions } from "./options.js";
@@ -47,14 +47,11 @@ async function run(options: WebappOptions, log: Logger): Promise<void> {
   });
   // A kept-alive connection was authenticated under the old bundles: when they change
   // (a trust domain federated or dropped, a CA rotated), authenticate the server afresh.
-  let bundleKey = "";
-  source.on("update", () => {
-    const key = bundlesKey(source);
-    if (bundleKey !== "" && key !== bundleKey) {
-      log.info("trust bundles changed: new connections to the quotes service");
-      client.dropConnections();
-    }
-    bundleKey = key;
+  // No connection could be made without bundles, so their first arrival changes nothing.
+  source.on("bundlesChanged", (_bundles, previous) => {
+    if (previous.size === 0) return;
+    log.info("trust bundles changed: new connections to the quotes service");
+    client.dropConnections();
   });
   // Unlike the original, the page is served at once and explains while there is no SVID.
   const server = createServer(createWebapp({ source, client, quotesId: options.quotesId, log }));

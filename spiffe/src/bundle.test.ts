@@ -191,4 +191,17 @@ describe("X509BundleSet", () => {
     assert.equal(set.size, 0);
     assert.deepEqual(set.trustDomains(), []);
   });
+
+  it("equals: same trust domains with equal bundles, in any order", async () => {
+    const both = new X509BundleSet([brokerCa.bundle(), stocksCa.bundle()]);
+    assert.ok(both.equals(new X509BundleSet([stocksCa.bundle(), brokerCa.bundle()])));
+    assert.ok(new X509BundleSet().equals(new X509BundleSet()));
+    assert.ok(!both.equals(new X509BundleSet([brokerCa.bundle()])), "a trust domain fewer");
+    assert.ok(!new X509BundleSet([brokerCa.bundle()]).equals(both), "a trust domain more");
+    const rotated = await TestCa.create("broker.org");
+    assert.ok(
+      !both.equals(new X509BundleSet([rotated.bundle(), stocksCa.bundle()])),
+      "a CA rotated",
+    );
+  });
 });

@@ -125,4 +125,14 @@ export class X509BundleSet implements X509BundleSource {
   get size(): number {
     return this.byName.size;
   }
+
+  /** The same trust domains, each with an equal bundle (see X509Bundle.equals). */
+  equals(other: X509BundleSet): boolean {
+    if (this.size !== other.size) return false;
+    for (const bundle of this.byName.values()) {
+      const theirs = other.getX509BundleForTrustDomain(bundle.trustDomain);
+      if (theirs === undefined || !bundle.equals(theirs)) return false;
+    }
+    return true;
+  }
 }

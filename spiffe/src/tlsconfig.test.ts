@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { once } from "node:events";
+import { EventEmitter, once } from "node:events";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import * as net from "node:net";
@@ -17,7 +17,7 @@ import {
   createMtlsTlsServer,
   type MtlsClientConfig,
   MtlsError,
-  type MtlsServerConfig,
+  type MtlsHttpsServerConfig,
   mtlsConnector,
   peerIdOf,
 } from "./tlsconfig.js";
@@ -108,10 +108,10 @@ function newLog(): ServerLog {
  */
 async function startHttpsServer(
   t: { after: (fn: () => Promise<void>) => void },
-  options: Partial<MtlsServerConfig> & { closeEachConnection?: boolean } = {},
+  options: Partial<MtlsHttpsServerConfig> & { closeEachConnection?: boolean } = {},
 ): Promise<Running> {
   const log = newLog();
-  const config: MtlsServerConfig = {
+  const config: MtlsHttpsServerConfig = {
     svidSource: new MutableSvidSource(quotes.svid()),
     bundleSource: bothBundles(),
     authorizer: authorizeID(webappId),
@@ -555,6 +555,38 @@ describe("connections and sessions", () => {
 
     assert.equal(log.requests, 5);
     assert.equal(log.handshakes, 1);
+  });
+
+  test("trustChanges: the server closes idle kept-alive connections when trust changes", async (t) => {
+    const trustChanges = new EventEmitter();
+    const { url, log } = await startHttpsServer(t, { trustChanges });
+    const agent = createMtlsAgent(clientConfig(), { connections: 1 });
+    t.after(() => agent.close());
+    await getJson(url, agent);
+    await getJson(url, agent);
+    assert.equal(log.handshakes, 1, "the connection is kept alive");
+    // Well before the server's 5 s keep-alive timeout would close it anyway.
+    const disconnected = once(agent, "disconnect", { signal: AbortSignal.timeout(2000) });
+    trustChanges.emit("bundlesChanged");
+    await disconnected;
+    await getJson(url, agent);
+    assert.equal(log.handshakes, 2, "a new connection, verified again");
+    assert.equal(trustChanges.listenerCount("bundlesChanged"), 1);
+  });
+
+  test("trustChanges: closing the server stops listening for changes", async () => {
+    const trustChanges = new EventEmitter();
+    const server = createMtlsHttpsServer({
+      svidSource: new MutableSvidSource(quotes.svid()),
+      bundleSource: bothBundles(),
+      authorizer: authorizeID(webappId),
+      trustChanges,
+    });
+    await listen(server);
+    assert.equal(trustChanges.listenerCount("bundlesChanged"), 1);
+    server.close();
+    await once(server, "close");
+    assert.equal(trustChanges.listenerCount("bundlesChanged"), 0);
   });
 
   test("server never resumes a session, and re-verifies under the trust in force", async (t) => {

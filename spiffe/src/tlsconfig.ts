@@ -36,6 +36,24 @@ export interface MtlsServerConfig extends MtlsConfig {
   onPeerAccepted?: (peerId: SpiffeId, socket: TLSSocket) => void;
 }
 
+/**
+ * Says when trust changed, so that connections authenticated under the old bundles can
+ * be dropped. An X509Source is one: it emits "bundlesChanged".
+ */
+export interface TrustChangeSource {
+  on(event: "bundlesChanged", listener: () => void): unknown;
+  off(event: "bundlesChanged", listener: () => void): unknown;
+}
+
+export interface MtlsHttpsServerConfig extends MtlsServerConfig {
+  /**
+   * When it reports a change of trust, kept-alive connections that are idle are closed,
+   * so each client connects again and is verified under the new bundles. (A request in
+   * progress finishes first; its connection is closed once idle at the next change.)
+   */
+  trustChanges?: TrustChangeSource;
+}
+
 export interface MtlsClientConfig extends MtlsConfig {
   /** Called with the server's ID each time a new connection authenticates it. */
   onPeerVerified?: (peerId: SpiffeId) => void;
@@ -48,14 +66,20 @@ export interface MtlsClientConfig extends MtlsConfig {
  * accepts only peers that verify against their own trust domain's bundle and pass the
  * authorizer. Rejected peers are disconnected before any application data.
  * A new SVID is presented on the next connection; TLS sessions are never resumed across
- * a change of trust.
+ * a change of trust; with `trustChanges`, idle kept-alive connections close when it fires.
  */
 export function createMtlsHttpsServer(
-  config: MtlsServerConfig,
+  config: MtlsHttpsServerConfig,
   requestListener?: RequestListener,
 ): HttpsServer {
   const server = createHttpsServer(mtlsServerOptions(), requestListener);
   guardServer(server, config);
+  const { trustChanges } = config;
+  if (trustChanges) {
+    const closeIdle = () => server.closeIdleConnections();
+    trustChanges.on("bundlesChanged", closeIdle);
+    server.once("close", () => trustChanges.off("bundlesChanged", closeIdle));
+  }
   return server;
 }
 

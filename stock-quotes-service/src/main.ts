@@ -10,7 +10,7 @@ import {
 } from "@federation-demo/spiffe";
 import type { Logger } from "pino";
 import { createHealthApp, createQuotesApp, type HealthReport } from "./app.js";
-import { bundlesKey, logIdentityChanges } from "./identity-log.js";
+import { logIdentityChanges } from "./identity-log.js";
 import { ListenError, listen } from "./listen.js";
 import { createLogger } from "./logger.js";
 import { CommanderError, exitCodeFor, parseOptions, type QuotesServiceOptions } from "./options.js";
@@ -56,17 +56,6 @@ async function run(options: QuotesServiceOptions, log: Logger): Promise<void> {
 
   let server: HttpsServer | undefined;
   let healthServer: HttpServer | undefined;
-  // Kept-alive clients were authenticated under the old bundles: when they change (a
-  // trust domain federated or dropped, a CA rotated), make them connect and verify again.
-  let bundleKey = "";
-  source.on("update", () => {
-    const key = bundlesKey(source);
-    if (server && bundleKey !== "" && key !== bundleKey) {
-      log.info("trust bundles changed: closing idle connections so clients authenticate again");
-      server.closeIdleConnections();
-    }
-    bundleKey = key;
-  });
   let stopping = false;
   const stop = (reason: string, exitCode: number) => {
     if (stopping) return;
@@ -107,6 +96,9 @@ async function run(options: QuotesServiceOptions, log: Logger): Promise<void> {
         svidSource: source,
         bundleSource: source,
         authorizer: authorizeID(options.authorizedId),
+        // Kept-alive clients were authenticated under the old bundles: when they change (a
+        // trust domain federated or dropped, a CA rotated), they connect and are verified again.
+        trustChanges: source,
         onPeerRejected: (error, remoteAddress) => {
           log.warn(
             {
@@ -131,6 +123,10 @@ async function run(options: QuotesServiceOptions, log: Logger): Promise<void> {
       },
       app,
     );
+    // Registered after the server's own listener, so this is logged once they are closed.
+    source.on("bundlesChanged", () => {
+      log.info("trust bundles changed: closing idle connections so clients authenticate again");
+    });
     const port = await listen(server, options.port, options.host, "--port");
     log.info(
       { host: options.host, port, authorizedId: options.authorizedId.toString() },

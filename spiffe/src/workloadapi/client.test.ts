@@ -1,37 +1,22 @@
 import assert from "node:assert/strict";
-import { afterEach, before, beforeEach, describe, test } from "node:test";
+import { afterEach, beforeEach, describe, test } from "node:test";
 import { Client, credentials, Metadata, status } from "@grpc/grpc-js";
 import type { X509BundleSet } from "../bundle.js";
-import { TrustDomain } from "../spiffeid.js";
-import { TestCa } from "../testing/ca.js";
-import { type FakeSvid, FakeWorkloadApi } from "../testing/fake-workload-api.js";
+import { FakeWorkloadApi } from "../testing/fake-workload-api.js";
 import { WorkloadApiClient, WorkloadApiError, type X509Context } from "./client.js";
 import { workloadApiMethod } from "./proto.js";
 import {
+  createFixtures,
+  EXAMPLE,
   FAST_BACKOFF,
-  fakeSvid,
+  OTHER,
   RecordingLogger,
   RecordingWatcher,
   sleep,
   waitUntil,
 } from "./test-support.js";
 
-const EXAMPLE = TrustDomain.parse("example.org");
-const OTHER = TrustDomain.parse("other.org");
-
-let exampleCa: TestCa;
-let otherCa: TestCa;
-let workload: FakeSvid;
-let rotated: FakeSvid;
-let second: FakeSvid;
-
-before(async () => {
-  exampleCa = await TestCa.create("example.org");
-  otherCa = await TestCa.create("other.org");
-  workload = await fakeSvid(exampleCa, "spiffe://example.org/workload");
-  rotated = await fakeSvid(exampleCa, "spiffe://example.org/workload");
-  second = await fakeSvid(exampleCa, "spiffe://example.org/second");
-});
+const { exampleCa, otherCa, workload, rotated, second } = await createFixtures();
 
 let fake: FakeWorkloadApi;
 let client: WorkloadApiClient;

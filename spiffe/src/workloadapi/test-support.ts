@@ -1,8 +1,12 @@
 // Helpers shared by the Workload API tests (not part of the library's API).
 
-import type { TestCa } from "../testing/ca.js";
+import { TrustDomain } from "../spiffeid.js";
+import { TestCa } from "../testing/ca.js";
 import type { FakeSvid } from "../testing/fake-workload-api.js";
 import type { Logger, Watcher, WorkloadApiError } from "./client.js";
+
+export const EXAMPLE = TrustDomain.parse("example.org");
+export const OTHER = TrustDomain.parse("other.org");
 
 /** Small delays so reconnect tests take milliseconds, not seconds. */
 export const FAST_BACKOFF = { initialMs: 10, maxMs: 40 };
@@ -60,4 +64,20 @@ export class RecordingWatcher<T> implements Watcher<T> {
 export async function fakeSvid(ca: TestCa, spiffeId: string): Promise<FakeSvid> {
   const issued = await ca.issue(spiffeId);
   return { spiffeId, chainDer: issued.chainDer, keyDer: issued.keyDer, bundleDer: ca.bundleDer() };
+}
+
+/**
+ * The CAs of example.org and other.org, and SVIDs from example.org's CA: `workload`,
+ * `rotated` (the same ID, a new certificate) and `second` (another ID).
+ */
+export async function createFixtures() {
+  const exampleCa = await TestCa.create("example.org");
+  const otherCa = await TestCa.create("other.org");
+  return {
+    exampleCa,
+    otherCa,
+    workload: await fakeSvid(exampleCa, "spiffe://example.org/workload"),
+    rotated: await fakeSvid(exampleCa, "spiffe://example.org/workload"),
+    second: await fakeSvid(exampleCa, "spiffe://example.org/second"),
+  };
 }

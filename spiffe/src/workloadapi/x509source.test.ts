@@ -1,30 +1,24 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { afterEach, before, beforeEach, describe, test } from "node:test";
+import { afterEach, beforeEach, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { status } from "@grpc/grpc-js";
-import { TrustDomain } from "../spiffeid.js";
+import type { X509BundleSet } from "../bundle.js";
 import { TestCa } from "../testing/ca.js";
-import { type FakeSvid, FakeWorkloadApi } from "../testing/fake-workload-api.js";
-import { FAST_BACKOFF, fakeSvid, RecordingLogger, sleep, waitUntil } from "./test-support.js";
+import { FakeWorkloadApi } from "../testing/fake-workload-api.js";
+import type { X509Svid } from "../x509svid.js";
+import {
+  createFixtures,
+  EXAMPLE,
+  FAST_BACKOFF,
+  OTHER,
+  RecordingLogger,
+  sleep,
+  waitUntil,
+} from "./test-support.js";
 import { X509Source, X509SourceError } from "./x509source.js";
 
-const EXAMPLE = TrustDomain.parse("example.org");
-const OTHER = TrustDomain.parse("other.org");
-
-let exampleCa: TestCa;
-let otherCa: TestCa;
-let workload: FakeSvid;
-let rotated: FakeSvid;
-let second: FakeSvid;
-
-before(async () => {
-  exampleCa = await TestCa.create("example.org");
-  otherCa = await TestCa.create("other.org");
-  workload = await fakeSvid(exampleCa, "spiffe://example.org/workload");
-  rotated = await fakeSvid(exampleCa, "spiffe://example.org/workload");
-  second = await fakeSvid(exampleCa, "spiffe://example.org/second");
-});
+const { exampleCa, otherCa, workload, rotated, second } = await createFixtures();
 
 let fake: FakeWorkloadApi;
 const sources: X509Source[] = [];
@@ -37,6 +31,28 @@ function newSource(): X509Source {
   });
   sources.push(source);
   return source;
+}
+
+/** Every event the source emits, in order, with what svidChanged and bundlesChanged carried. */
+function recordChanges(source: X509Source) {
+  const events: string[] = [];
+  const svids: (X509Svid | undefined)[] = [];
+  const bundles: { bundles: X509BundleSet; previous: X509BundleSet }[] = [];
+  source.on("svidChanged", (svid) => {
+    events.push("svidChanged");
+    svids.push(svid);
+  });
+  source.on("bundlesChanged", (current, previous) => {
+    events.push("bundlesChanged");
+    bundles.push({ bundles: current, previous });
+  });
+  source.on("update", () => events.push("update"));
+  const count = (event: string) => events.filter((e) => e === event).length;
+  return { events, svids, bundles, count };
+}
+
+function names(bundles: X509BundleSet | undefined): string[] {
+  return bundles?.trustDomains().map((td) => td.name) ?? [];
 }
 
 function countUpdates(source: X509Source): { count: number } {
@@ -122,6 +138,81 @@ describe("X509Source", () => {
     await waitUntil("its removal", () => updates.count === 3);
     assert.equal(source.getX509BundleForTrustDomain(OTHER), undefined);
     assert.ok(source.getX509BundleForTrustDomain(EXAMPLE));
+  });
+
+  test("an identical re-send emits update only, not svidChanged or bundlesChanged", async () => {
+    const response = {
+      svids: [workload],
+      federatedBundles: { "spiffe://other.org": otherCa.bundleDer() },
+    };
+    fake.setX509(response);
+    const source = newSource();
+    const changes = recordChanges(source);
+    await source.ready({ timeoutMs: 5000 });
+    assert.deepEqual(changes.events, ["svidChanged", "bundlesChanged", "update"]);
+    fake.setX509(response);
+    fake.endStreams(); // the new stream starts with the same response again
+    await waitUntil("two re-sends", () => changes.count("update") === 3);
+    assert.deepEqual(changes.events.slice(3), ["update", "update"]);
+  });
+
+  test("bundlesChanged: a federated bundle added, then removed; the SVID unchanged", async () => {
+    fake.setX509({ svids: [workload] });
+    const source = newSource();
+    const changes = recordChanges(source);
+    await source.ready({ timeoutMs: 5000 });
+    fake.setX509({
+      svids: [workload],
+      federatedBundles: { "spiffe://other.org": otherCa.bundleDer() },
+    });
+    await waitUntil("the federated bundle", () => changes.count("update") === 2);
+    fake.setX509({ svids: [workload] });
+    await waitUntil("its removal", () => changes.count("update") === 3);
+    assert.deepEqual(changes.events.slice(3), [
+      "bundlesChanged",
+      "update",
+      "bundlesChanged",
+      "update",
+    ]);
+    const [added, removed] = changes.bundles.slice(1);
+    assert.deepEqual(names(added?.bundles), ["example.org", "other.org"]);
+    assert.deepEqual(names(added?.previous), ["example.org"]);
+    assert.deepEqual(names(removed?.bundles), ["example.org"]);
+    assert.deepEqual(names(removed?.previous), ["example.org", "other.org"]);
+  });
+
+  test("bundlesChanged: a CA rotation in the workload's own trust domain", async () => {
+    fake.setX509({ svids: [workload] });
+    const source = newSource();
+    const changes = recordChanges(source);
+    await source.ready({ timeoutMs: 5000 });
+    const nextCa = await TestCa.create("example.org");
+    // The agent announces the next CA beside the current one before it signs with it.
+    const bundleDer = Buffer.concat([exampleCa.bundleDer(), nextCa.bundleDer()]);
+    fake.setX509({ svids: [{ ...workload, bundleDer }] });
+    await waitUntil("the new bundle", () => changes.count("update") === 2);
+    assert.deepEqual(changes.events.slice(3), ["bundlesChanged", "update"]);
+    assert.equal(
+      changes.bundles[1]?.bundles.getX509BundleForTrustDomain(EXAMPLE)?.certificates.length,
+      2,
+    );
+  });
+
+  test("svidChanged: rotation hands over the new SVID; withdrawal hands over undefined", async () => {
+    fake.setX509({ svids: [workload] });
+    const source = newSource();
+    const changes = recordChanges(source);
+    await source.ready({ timeoutMs: 5000 });
+    fake.setX509({ svids: [rotated] });
+    await waitUntil("the rotation", () => changes.count("update") === 2);
+    assert.deepEqual(changes.events.slice(3), ["svidChanged", "update"]);
+    assert.deepEqual(changes.svids[1]?.certificates[0]?.raw, rotated.chainDer);
+
+    fake.failWith(status.PERMISSION_DENIED);
+    await waitUntil("the withdrawal", () => changes.count("update") === 3);
+    assert.deepEqual(changes.events.slice(5), ["svidChanged", "bundlesChanged", "update"]);
+    assert.equal(changes.svids[2], undefined);
+    assert.equal(changes.bundles[1]?.bundles.size, 0);
   });
 
   test("reconnects after the agent ends the stream and keeps serving", async () => {

@@ -23,7 +23,21 @@ export interface X509SourceOptions extends WorkloadApiClientOptions {
 }
 
 export interface X509SourceEvents {
-  /** A new SVID and/or bundle set is in use. */
+  /**
+   * The served SVID changed: the first one arrived, it was rotated, or it was withdrawn
+   * (`svid` undefined). Not emitted when the agent re-sends the same SVID.
+   */
+  svidChanged: [svid: X509Svid | undefined];
+  /**
+   * The trust changed: a trust domain's bundle arrived or was removed, or its CA
+   * certificates changed. Not emitted when the agent re-sends the same bundles.
+   * Connections authenticated under `previous` may no longer be trusted.
+   */
+  bundlesChanged: [bundles: X509BundleSet, previous: X509BundleSet];
+  /**
+   * The agent sent a response (or the SVID was withdrawn), changed or not. Emitted after
+   * svidChanged and bundlesChanged.
+   */
   update: [];
   /** A Workload API error; the source keeps retrying unless it is closed. */
   error: [Error];
@@ -33,6 +47,16 @@ interface Waiter {
   resolve(): void;
   reject(error: Error): void;
   timer: NodeJS.Timeout | undefined;
+}
+
+/** Same certificate chain (which includes the ID); a re-sent SVID is not a change. */
+function sameSvid(a: X509Svid | undefined, b: X509Svid | undefined): boolean {
+  if (a === undefined || b === undefined) return a === b;
+  const theirs = b.certificates;
+  return (
+    a.certificates.length === theirs.length &&
+    a.certificates.every((certificate, i) => theirs[i]?.raw.equals(certificate.raw) === true)
+  );
 }
 
 /** What the agent's last answer means for someone waiting on an SVID. */
@@ -84,19 +108,27 @@ export class X509Source
   }
 
   private update(context: X509Context): void {
-    this.svid = this.pickSvid(context.svids);
-    this.bundles = context.bundles;
     this.latestError = undefined;
+    this.replace(this.pickSvid(context.svids), context.bundles);
     for (const waiter of [...this.waiters]) this.settle(waiter, undefined);
+  }
+
+  /** Installs a new state, then tells listeners what really changed. */
+  private replace(svid: X509Svid | undefined, bundles: X509BundleSet): void {
+    const previousSvid = this.svid;
+    const previousBundles = this.bundles;
+    this.svid = svid;
+    this.bundles = bundles;
+    // Both are installed before any event, so every listener sees the whole new state.
+    if (!sameSvid(previousSvid, svid)) this.emit("svidChanged", svid);
+    if (!previousBundles.equals(bundles)) this.emit("bundlesChanged", bundles, previousBundles);
     this.emit("update");
   }
 
   private failed(error: WorkloadApiError, willRetry: boolean): void {
     this.latestError = error;
     if (error.code === "PERMISSION_DENIED" && this.svid !== undefined) {
-      this.svid = undefined;
-      this.bundles = new X509BundleSet();
-      this.emit("update");
+      this.replace(undefined, new X509BundleSet());
     }
     if (!willRetry) {
       this.fatal = new X509SourceError(
