@@ -29,10 +29,15 @@ describe("Backoff", () => {
     assert.equal(last, 29_999);
   });
 
-  test("defaults: 500 ms first, 30 s cap", () => {
+  test("defaults: 500 ms first, 5 s cap (the SPIRE agent's sync interval)", () => {
     const backoff = new Backoff();
     assert.equal(backoff.initialMs, 500);
-    assert.equal(backoff.maxMs, 30_000);
+    assert.equal(backoff.maxMs, 5_000);
+  });
+
+  test("an initialMs above the default cap raises the cap to it", () => {
+    const backoff = new Backoff({ initialMs: 8_000 });
+    assert.equal(backoff.maxMs, 8_000);
   });
 
   test("rejects settings that cannot work", () => {

@@ -4,7 +4,13 @@ import { SpiffeError } from "../errors.js";
 export class BackoffOptionsError extends SpiffeError {}
 
 export const DEFAULT_INITIAL_BACKOFF_MS = 500;
-export const DEFAULT_MAX_BACKOFF_MS = 30_000;
+/**
+ * A workload often starts before its registration entry exists and is refused
+ * (PERMISSION_DENIED) until the agent's next sync, every 5 s by default. With a longer
+ * cap it would wait up to that long after the entry appears; 5 s keeps that wait about
+ * one sync, at the cost of one cheap call per workload every few seconds.
+ */
+export const DEFAULT_MAX_BACKOFF_MS = 5_000;
 
 /**
  * Capped exponential backoff with full jitter: the n-th delay is uniformly random in

@@ -43,7 +43,7 @@ export interface X509Context {
 export interface BackoffOptions {
   /** First delay, ms (default 500). */
   initialMs?: number;
-  /** Cap, ms (default 30_000). */
+  /** Cap, ms (default 5_000: about one SPIRE agent sync, see DEFAULT_MAX_BACKOFF_MS). */
   maxMs?: number;
 }
 
