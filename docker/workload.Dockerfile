@@ -22,12 +22,15 @@ RUN mkdir -p /opt/spire/data/agent
 WORKDIR /app
 COPY package.json package-lock.json ./
 COPY spiffe/package.json spiffe/
+COPY service-kit/package.json service-kit/
 COPY stock-quotes-service/package.json stock-quotes-service/
 COPY broker-webapp/package.json broker-webapp/
-RUN npm ci --omit=dev --no-audit --no-fund --workspace spiffe --workspace "$SERVICE" \
+RUN npm ci --omit=dev --no-audit --no-fund --workspace spiffe --workspace service-kit \
+    --workspace "$SERVICE" \
   && npm cache clean --force
 COPY spiffe/proto spiffe/proto
 COPY spiffe/dist spiffe/dist
+COPY service-kit/dist service-kit/dist
 COPY ${SERVICE}/dist ${SERVICE}/dist
 
 ENV SERVICE=${SERVICE}

@@ -1,26 +1,19 @@
 #!/usr/bin/env node
 // broker-webapp: a web page of stock quotes fetched over SPIFFE mTLS from the quotes service.
 import { createServer } from "node:http";
+import {
+  closeServer,
+  createLogger,
+  handleShutdown,
+  listen,
+  logIdentityChanges,
+  parseCommandLineOrExit,
+} from "@federation-demo/service-kit";
 import { X509Source } from "@federation-demo/spiffe";
 import type { Logger } from "pino";
 import { createWebapp } from "./app.js";
-import { logIdentityChanges } from "./identity-log.js";
-import { ListenError, listen } from "./listen.js";
-import { createLogger } from "./logger.js";
-import { CommanderError, exitCodeFor, parseOptions, type WebappOptions } from "./options.js";
+import { parseOptions, type WebappOptions } from "./options.js";
 import { QuotesClient } from "./upstream.js";
-
-const SHUTDOWN_GRACE_MS = 5_000;
-
-function readOptions(): WebappOptions {
-  try {
-    return parseOptions(process.argv.slice(2));
-  } catch (error) {
-    // Commander has already printed the message (or the help).
-    if (error instanceof CommanderError) process.exit(exitCodeFor(error));
-    throw error;
-  }
-}
 
 async function run(options: WebappOptions, log: Logger): Promise<void> {
   log.info(
@@ -56,27 +49,12 @@ async function run(options: WebappOptions, log: Logger): Promise<void> {
   // Unlike the original, the page is served at once and explains while there is no SVID.
   const server = createServer(createWebapp({ source, client, quotesId: options.quotesId, log }));
 
-  let stopping = false;
-  const stop = (reason: string, exitCode: number) => {
-    if (stopping) return;
-    stopping = true;
-    log.info({ reason }, "shutting down");
+  const shutdown = handleShutdown(log, async () => {
     stopIdentityLog();
     source.close();
-    const exit = () => process.exit(exitCode);
-    setTimeout(exit, SHUTDOWN_GRACE_MS).unref();
-    const closeClient = () => {
-      client.close().then(exit, exit);
-    };
-    if (!server.listening) {
-      closeClient();
-      return;
-    }
-    server.close(closeClient);
-    server.closeAllConnections();
-  };
-  process.once("SIGTERM", () => stop("SIGTERM", 0));
-  process.once("SIGINT", () => stop("SIGINT", 0));
+    await closeServer(server);
+    await client.close();
+  });
 
   try {
     const port = await listen(server, options.port, options.host, "--port");
@@ -85,15 +63,10 @@ async function run(options: WebappOptions, log: Logger): Promise<void> {
       `web page at http://localhost:${port}/quotes (listening on ${options.host}:${port})`,
     );
   } catch (error) {
-    if (error instanceof ListenError) {
-      log.fatal({ error: error.message }, error.message);
-    } else {
-      log.fatal({ err: error }, "failed to start");
-    }
-    stop("start-up failed", 1);
+    shutdown.startupFailed(error);
   }
 }
 
-const options = readOptions();
+const options = parseCommandLineOrExit(parseOptions);
 const log = createLogger("broker-webapp", options.logLevel);
 await run(options, log);

@@ -1,5 +1,13 @@
-import { parseWorkloadId, resolveEndpointAddress, type SpiffeId } from "@federation-demo/spiffe";
-import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
+import {
+  checkListenAndSocket,
+  hostOption,
+  logLevelOption,
+  portOption,
+  socketOption,
+  workloadIdParser,
+} from "@federation-demo/service-kit";
+import type { SpiffeId } from "@federation-demo/spiffe";
+import { Command, InvalidArgumentError, Option } from "commander";
 
 /** The command line of the broker webapp, checked. */
 export interface WebappOptions {
@@ -12,33 +20,7 @@ export interface WebappOptions {
   logLevel: string;
 }
 
-export const DEFAULT_SOCKET = "unix:///tmp/agent.sock";
-export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
-
-/** Exit code for a command line that cannot be used (as most Unix tools do). */
-export const USAGE_EXIT_CODE = 2;
-
-export function parsePort(value: string): number {
-  if (!/^\d+$/.test(value) || Number(value) > 65535) {
-    throw new InvalidArgumentError("expected a port number from 0 to 65535 (0 = any free port).");
-  }
-  return Number(value);
-}
-
-/** The Workload API address, checked by the library (which says what a valid one looks like). */
-export function parseSocket(value: string): string {
-  return resolveEndpointAddress(value, {}).address;
-}
-
-export function parseId(value: string): SpiffeId {
-  try {
-    return parseWorkloadId(value);
-  } catch (error) {
-    throw new InvalidArgumentError(
-      `${(error as Error).message} (expected a workload ID such as spiffe://stocksmarket.org/quotes-service).`,
-    );
-  }
-}
+const parseId = workloadIdParser("spiffe://stocksmarket.org/quotes-service");
 
 export function parseQuotesUrl(value: string): URL {
   let url: URL;
@@ -73,19 +55,9 @@ export function parseOptions(
       "Shows stock quotes fetched over SPIFFE mTLS from the stock quotes service " +
         "(the broker's side of the SPIRE federation tutorial).",
     )
-    .addOption(
-      new Option("--port <port>", "HTTP port for the web page").argParser(parsePort).default(8080),
-    )
-    .addOption(new Option("--host <host>", "address to listen on").default("0.0.0.0"))
-    .addOption(
-      new Option(
-        "--socket <address>",
-        "Workload API address (unix:///path or tcp://ip:port)",
-      ).default(
-        env.SPIFFE_ENDPOINT_SOCKET || DEFAULT_SOCKET,
-        "$SPIFFE_ENDPOINT_SOCKET, else unix:///tmp/agent.sock",
-      ),
-    )
+    .addOption(portOption("HTTP port for the web page", 8080))
+    .addOption(hostOption())
+    .addOption(socketOption(env))
     .addOption(
       new Option("--quotes-url <url>", "where the stock quotes service serves its quotes")
         .argParser(parseQuotesUrl)
@@ -102,7 +74,7 @@ export function parseOptions(
           "spiffe://stocksmarket.org/quotes-service",
         ),
     )
-    .addOption(new Option("--log-level <level>", "log level").choices(LOG_LEVELS).default("info"))
+    .addOption(logLevelOption())
     .helpOption("-h, --help", "show this help")
     .allowExcessArguments(false)
     .exitOverride()
@@ -116,32 +88,12 @@ export function parseOptions(
     quotesId: SpiffeId;
     logLevel: string;
   }>();
-  if (opts.host.trim() === "") {
-    program.error("error: option '--host <host>' must not be empty", { exitCode: USAGE_EXIT_CODE });
-  }
-  let socket = "";
-  try {
-    socket = parseSocket(opts.socket);
-  } catch (error) {
-    const from =
-      program.getOptionValueSource("socket") === "cli" ? "--socket" : "SPIFFE_ENDPOINT_SOCKET";
-    program.error(`error: ${from} is invalid: ${(error as Error).message}`, {
-      exitCode: USAGE_EXIT_CODE,
-    });
-  }
   return {
     port: opts.port,
     host: opts.host,
-    socket,
+    socket: checkListenAndSocket(program, opts.host, opts.socket),
     quotesUrl: opts.quotesUrl,
     quotesId: opts.quotesId,
     logLevel: opts.logLevel,
   };
 }
-
-/** Exit code for a CommanderError: 0 after --help, USAGE_EXIT_CODE for bad input. */
-export function exitCodeFor(error: CommanderError): number {
-  return error.exitCode === 0 ? 0 : USAGE_EXIT_CODE;
-}
-
-export { CommanderError };

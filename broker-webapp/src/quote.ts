@@ -1,15 +1,11 @@
 /**
- * The quotes as the stock quotes service sends them (the original Go demo's JSON), and
- * a strict check of that shape: whatever else arrives is refused, never rendered.
+ * The quotes as the stock quotes service sends them (QuoteJson, the original Go demo's
+ * JSON), and a strict check of that shape: whatever else arrives is refused, never rendered.
  */
+import { QUOTE_NUMBER_FIELDS, type QuoteJson } from "@federation-demo/service-kit";
 
-export interface Quote {
-  Symbol: string;
-  Price: number;
-  Open: number;
-  Low: number;
-  High: number;
-  Close: number;
+/** A quote as received, checked, with its time parsed. */
+export interface Quote extends Omit<QuoteJson, "Time"> {
   /** When the quote last changed; null if it never has. */
   Time: Date | null;
 }
@@ -22,7 +18,6 @@ export class QuoteShapeError extends Error {
 export const MAX_QUOTES = 1000;
 export const MAX_SYMBOL_LENGTH = 32;
 
-const NUMBER_FIELDS = ["Price", "Open", "Low", "High", "Close"] as const;
 /** RFC 3339 date-time, e.g. 2026-01-02T03:04:05.123Z or ...+01:00 */
 const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/;
 
@@ -47,8 +42,8 @@ function parseQuote(item: unknown, index: number): Quote {
       `${where}: Symbol must be a string of 1 to ${MAX_SYMBOL_LENGTH} characters`,
     );
   }
-  const numbers = {} as Record<(typeof NUMBER_FIELDS)[number], number>;
-  for (const field of NUMBER_FIELDS) {
+  const numbers = {} as Record<(typeof QUOTE_NUMBER_FIELDS)[number], number>;
+  for (const field of QUOTE_NUMBER_FIELDS) {
     const value = record[field];
     if (typeof value !== "number" || !Number.isFinite(value)) {
       throw new QuoteShapeError(`${where} (${symbol}): ${field} must be a finite number`);

@@ -3,6 +3,14 @@
 import { createServer as createHttpServer, type Server as HttpServer } from "node:http";
 import type { Server as HttpsServer } from "node:https";
 import {
+  closeServer,
+  createLogger,
+  handleShutdown,
+  listen,
+  logIdentityChanges,
+  parseCommandLineOrExit,
+} from "@federation-demo/service-kit";
+import {
   AuthorizationError,
   authorizeID,
   createMtlsHttpsServer,
@@ -10,23 +18,8 @@ import {
 } from "@federation-demo/spiffe";
 import type { Logger } from "pino";
 import { createHealthApp, createQuotesApp, type HealthReport } from "./app.js";
-import { logIdentityChanges } from "./identity-log.js";
-import { ListenError, listen } from "./listen.js";
-import { createLogger } from "./logger.js";
-import { CommanderError, exitCodeFor, parseOptions, type QuotesServiceOptions } from "./options.js";
+import { parseOptions, type QuotesServiceOptions } from "./options.js";
 import { QuoteBook } from "./quotes.js";
-
-const SHUTDOWN_GRACE_MS = 5_000;
-
-function readOptions(): QuotesServiceOptions {
-  try {
-    return parseOptions(process.argv.slice(2));
-  } catch (error) {
-    // Commander has already printed the message (or the help).
-    if (error instanceof CommanderError) process.exit(exitCodeFor(error));
-    throw error;
-  }
-}
 
 async function run(options: QuotesServiceOptions, log: Logger): Promise<void> {
   log.info(
@@ -56,28 +49,11 @@ async function run(options: QuotesServiceOptions, log: Logger): Promise<void> {
 
   let server: HttpsServer | undefined;
   let healthServer: HttpServer | undefined;
-  let stopping = false;
-  const stop = (reason: string, exitCode: number) => {
-    if (stopping) return;
-    stopping = true;
-    log.info({ reason }, "shutting down");
+  const shutdown = handleShutdown(log, async () => {
     stopIdentityLog();
     source.close();
-    const servers = [server, healthServer].filter((s) => s?.listening);
-    const exit = () => process.exit(exitCode);
-    if (servers.length === 0) exit();
-    let open = servers.length;
-    for (const s of servers) {
-      s?.close(() => {
-        open -= 1;
-        if (open === 0) exit();
-      });
-      s?.closeAllConnections();
-    }
-    setTimeout(exit, SHUTDOWN_GRACE_MS).unref();
-  };
-  process.once("SIGTERM", () => stop("SIGTERM", 0));
-  process.once("SIGINT", () => stop("SIGINT", 0));
+    await Promise.all([closeServer(server), closeServer(healthServer)]);
+  });
 
   try {
     if (options.healthPort !== undefined) {
@@ -88,7 +64,7 @@ async function run(options: QuotesServiceOptions, log: Logger): Promise<void> {
 
     // Nothing to present before the first SVID, so the HTTPS port opens only then.
     await source.ready();
-    if (stopping) return;
+    if (shutdown.stopping) return;
 
     const app = createQuotesApp({ book: new QuoteBook(), log, health });
     server = createMtlsHttpsServer(
@@ -133,16 +109,10 @@ async function run(options: QuotesServiceOptions, log: Logger): Promise<void> {
       `listening for HTTPS with SPIFFE mTLS on ${options.host}:${port}`,
     );
   } catch (error) {
-    if (stopping) return;
-    if (error instanceof ListenError) {
-      log.fatal({ error: error.message }, error.message);
-    } else {
-      log.fatal({ err: error }, "failed to start");
-    }
-    stop("start-up failed", 1);
+    shutdown.startupFailed(error);
   }
 }
 
-const options = readOptions();
+const options = parseCommandLineOrExit(parseOptions);
 const log = createLogger("stock-quotes-service", options.logLevel);
 await run(options, log);

@@ -1,5 +1,14 @@
-import { parseWorkloadId, resolveEndpointAddress, type SpiffeId } from "@federation-demo/spiffe";
-import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
+import {
+  checkListenAndSocket,
+  hostOption,
+  logLevelOption,
+  parsePort,
+  portOption,
+  socketOption,
+  workloadIdParser,
+} from "@federation-demo/service-kit";
+import type { SpiffeId } from "@federation-demo/spiffe";
+import { Command, Option } from "commander";
 
 /** The command line of the stock quotes service, checked. */
 export interface QuotesServiceOptions {
@@ -13,37 +22,11 @@ export interface QuotesServiceOptions {
   healthPort: number | undefined;
 }
 
-export const DEFAULT_SOCKET = "unix:///tmp/agent.sock";
-export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
-
-/** Exit code for a command line that cannot be used (as most Unix tools do). */
-export const USAGE_EXIT_CODE = 2;
-
-export function parsePort(value: string): number {
-  if (!/^\d+$/.test(value) || Number(value) > 65535) {
-    throw new InvalidArgumentError("expected a port number from 0 to 65535 (0 = any free port).");
-  }
-  return Number(value);
-}
-
-/** The Workload API address, checked by the library (which says what a valid one looks like). */
-export function parseSocket(value: string): string {
-  return resolveEndpointAddress(value, {}).address;
-}
-
-export function parseId(value: string): SpiffeId {
-  try {
-    return parseWorkloadId(value);
-  } catch (error) {
-    throw new InvalidArgumentError(
-      `${(error as Error).message} (expected a workload ID such as spiffe://broker.org/webapp).`,
-    );
-  }
-}
+const parseId = workloadIdParser("spiffe://broker.org/webapp");
 
 /**
  * Parses `argv` (without node and the script). Throws a CommanderError on bad input or
- * after printing --help; the caller exits with its exitCode.
+ * after printing --help; the caller exits with exitCodeFor(error).
  */
 export function parseOptions(
   argv: readonly string[],
@@ -54,19 +37,9 @@ export function parseOptions(
       "Serves stock quotes as JSON over SPIFFE mTLS, only to the authorized SPIFFE ID " +
         "(the stock market's side of the SPIRE federation tutorial).",
     )
-    .addOption(
-      new Option("--port <port>", "HTTPS port to listen on").argParser(parsePort).default(8090),
-    )
-    .addOption(new Option("--host <host>", "address to listen on").default("0.0.0.0"))
-    .addOption(
-      new Option(
-        "--socket <address>",
-        "Workload API address (unix:///path or tcp://ip:port)",
-      ).default(
-        env.SPIFFE_ENDPOINT_SOCKET || DEFAULT_SOCKET,
-        "$SPIFFE_ENDPOINT_SOCKET, else unix:///tmp/agent.sock",
-      ),
-    )
+    .addOption(portOption("HTTPS port to listen on", 8090))
+    .addOption(hostOption())
+    .addOption(socketOption(env))
     .addOption(
       new Option("--authorized-id <spiffe-id>", "the only client SPIFFE ID that gets quotes")
         .argParser(parseId)
@@ -78,7 +51,7 @@ export function parseOptions(
         "also serve plain-HTTP GET /healthz on 127.0.0.1 at this port (off by default)",
       ).argParser(parsePort),
     )
-    .addOption(new Option("--log-level <level>", "log level").choices(LOG_LEVELS).default("info"))
+    .addOption(logLevelOption())
     .helpOption("-h, --help", "show this help")
     .allowExcessArguments(false)
     .exitOverride()
@@ -92,32 +65,12 @@ export function parseOptions(
     healthPort?: number;
     logLevel: string;
   }>();
-  if (opts.host.trim() === "") {
-    program.error("error: option '--host <host>' must not be empty", { exitCode: USAGE_EXIT_CODE });
-  }
-  let socket = "";
-  try {
-    socket = parseSocket(opts.socket);
-  } catch (error) {
-    const from =
-      program.getOptionValueSource("socket") === "cli" ? "--socket" : "SPIFFE_ENDPOINT_SOCKET";
-    program.error(`error: ${from} is invalid: ${(error as Error).message}`, {
-      exitCode: USAGE_EXIT_CODE,
-    });
-  }
   return {
     port: opts.port,
     host: opts.host,
-    socket,
+    socket: checkListenAndSocket(program, opts.host, opts.socket),
     authorizedId: opts.authorizedId,
     logLevel: opts.logLevel,
     healthPort: opts.healthPort,
   };
 }
-
-/** Exit code for a CommanderError: 0 after --help, USAGE_EXIT_CODE for bad input. */
-export function exitCodeFor(error: CommanderError): number {
-  return error.exitCode === 0 ? 0 : USAGE_EXIT_CODE;
-}
-
-export { CommanderError };

@@ -1,18 +1,9 @@
 /**
  * The stock quotes the service serves, and the random walk that moves them. The field
- * names are the original Go demo's JSON names, so both versions stay wire-compatible.
+ * names are the original Go demo's JSON names (QuoteJson), so both versions stay
+ * wire-compatible.
  */
-
-export interface Quote {
-  Symbol: string;
-  Price: number;
-  Open: number;
-  Low: number;
-  High: number;
-  Close: number;
-  /** RFC 3339 time of the last change; null until the quote first changes. */
-  Time: string | null;
-}
+import type { QuoteJson } from "@federation-demo/service-kit";
 
 /** Where the walk gets its randomness; injectable so tests can script it. */
 export interface RandomSource {
@@ -42,7 +33,7 @@ const CHANGE_PROBABILITY = 0.25;
 const STEP_SCALE = 1.5;
 
 export class QuoteBook {
-  readonly #quotes: Quote[];
+  readonly #quotes: QuoteJson[];
   readonly #random: RandomSource;
   readonly #now: () => Date;
 
@@ -61,7 +52,7 @@ export class QuoteBook {
   }
 
   /** Moves each quote with probability 1/4 (as the original does per request) and returns copies. */
-  next(): Quote[] {
+  next(): QuoteJson[] {
     for (const quote of this.#quotes) {
       if (this.#random.uniform() < CHANGE_PROBABILITY) this.#move(quote);
     }
@@ -69,11 +60,11 @@ export class QuoteBook {
   }
 
   /** The quotes as they are, without moving them. */
-  snapshot(): Quote[] {
+  snapshot(): QuoteJson[] {
     return this.#quotes.map((quote) => ({ ...quote }));
   }
 
-  #move(quote: Quote): void {
+  #move(quote: QuoteJson): void {
     const delta = this.#random.normal() * STEP_SCALE;
     if (quote.Time === null) {
       // First change: the day opens somewhere between 10 and 110.

@@ -1,0 +1,91 @@
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { Command, CommanderError, InvalidArgumentError } from "commander";
+import {
+  checkListenAndSocket,
+  DEFAULT_SOCKET,
+  exitCodeFor,
+  hostOption,
+  logLevelOption,
+  parsePort,
+  portOption,
+  socketOption,
+  USAGE_EXIT_CODE,
+  workloadIdParser,
+} from "./command-line.js";
+
+/** A program with the shared options, parsed like the services do; throws CommanderError. */
+function parse(argv: string[], env: NodeJS.ProcessEnv = {}) {
+  const program = new Command("test-service")
+    .addOption(portOption("port to listen on", 8090))
+    .addOption(hostOption())
+    .addOption(socketOption(env))
+    .addOption(logLevelOption())
+    .exitOverride()
+    .configureOutput({ writeErr: () => {}, writeOut: () => {} })
+    .parse(argv, { from: "user" });
+  const opts = program.opts<{ port: number; host: string; socket: string; logLevel: string }>();
+  return { ...opts, socket: checkListenAndSocket(program, opts.host, opts.socket) };
+}
+
+function usageError(run: () => unknown, message: RegExp): void {
+  assert.throws(run, (error: unknown) => {
+    assert.ok(error instanceof CommanderError);
+    assert.equal(exitCodeFor(error), USAGE_EXIT_CODE);
+    assert.match(error.message, message);
+    return true;
+  });
+}
+
+describe("command-line options shared by the services", () => {
+  test("defaults: the service's port, all addresses, the agent socket, info", () => {
+    assert.deepEqual(parse([]), {
+      port: 8090,
+      host: "0.0.0.0",
+      socket: DEFAULT_SOCKET,
+      logLevel: "info",
+    });
+  });
+
+  test("--socket defaults to SPIFFE_ENDPOINT_SOCKET when it is set", () => {
+    const env = { SPIFFE_ENDPOINT_SOCKET: "unix:///run/spire/agent.sock" };
+    assert.equal(parse([], env).socket, "unix:///run/spire/agent.sock");
+    assert.equal(parse(["--socket", "tcp://127.0.0.1:8081"], env).socket, "tcp://127.0.0.1:8081");
+  });
+
+  test("a bad socket address names where it came from", () => {
+    usageError(() => parse(["--socket", "unix://host/agent.sock"]), /--socket is invalid/);
+    usageError(
+      () => parse([], { SPIFFE_ENDPOINT_SOCKET: "http://agent" }),
+      /SPIFFE_ENDPOINT_SOCKET is invalid/,
+    );
+  });
+
+  test("bad ports, an empty host and unknown log levels are usage errors", () => {
+    usageError(() => parse(["--port", "65536"]), /port number from 0 to 65535/);
+    usageError(() => parse(["--host", " "]), /'--host <host>' must not be empty/);
+    usageError(() => parse(["--log-level", "loud"]), /Allowed choices are fatal, error/);
+  });
+
+  test("parsePort accepts 0 to 65535 and nothing else", () => {
+    assert.equal(parsePort("0"), 0);
+    assert.equal(parsePort("65535"), 65535);
+    for (const bad of ["", "-1", "8080x", "1e3", "65536"]) {
+      assert.throws(() => parsePort(bad), InvalidArgumentError, bad);
+    }
+  });
+
+  test("workloadIdParser: a workload ID, or an error with the example", () => {
+    const parseId = workloadIdParser("spiffe://broker.org/webapp");
+    assert.equal(parseId("spiffe://broker.org/webapp").toString(), "spiffe://broker.org/webapp");
+    assert.throws(() => parseId("spiffe://broker.org"), {
+      name: "InvalidArgumentError",
+      message: /expected a workload ID such as spiffe:\/\/broker\.org\/webapp/,
+    });
+  });
+
+  test("exitCodeFor: 0 after --help, USAGE_EXIT_CODE otherwise", () => {
+    assert.equal(exitCodeFor(new CommanderError(0, "commander.helpDisplayed", "")), 0);
+    assert.equal(exitCodeFor(new CommanderError(1, "commander.unknownOption", "")), 2);
+  });
+});
