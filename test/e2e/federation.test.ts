@@ -148,8 +148,9 @@ describe("the federation tutorial against real SPIRE (local mode)", { timeout: 9
   });
 
   let firstQuotes: QuotesPage | undefined;
-  // As `npm start` does, the services start after step 3. (Started earlier, they would
-  // already be backing off from PermissionDenied answers, up to the library's 30 s cap.)
+  // As `npm start` does, the services start after step 3. (Started earlier, they would be
+  // backing off from PermissionDenied answers, up to the library's 5 s cap, and the time
+  // measured would include that wait.)
   it("step 3 registers both workloads; with the services started, quotes appear within 30 s", {
     timeout: 180_000,
   }, async () => {
