@@ -4,7 +4,7 @@ import {
   logLevelOption,
   portOption,
   socketOption,
-  workloadIdParser,
+  workloadIdOption,
 } from "@federation-demo/service-kit";
 import type { SpiffeId } from "@federation-demo/spiffe";
 import { Command, InvalidArgumentError, Option } from "commander";
@@ -19,8 +19,6 @@ export interface WebappOptions {
   quotesId: SpiffeId;
   logLevel: string;
 }
-
-const parseId = workloadIdParser("spiffe://stocksmarket.org/quotes-service");
 
 export function parseQuotesUrl(value: string): URL {
   let url: URL;
@@ -67,12 +65,11 @@ export function parseOptions(
         ),
     )
     .addOption(
-      new Option("--quotes-id <spiffe-id>", "the SPIFFE ID the quotes service must present")
-        .argParser(parseId)
-        .default(
-          parseId("spiffe://stocksmarket.org/quotes-service"),
-          "spiffe://stocksmarket.org/quotes-service",
-        ),
+      workloadIdOption(
+        "--quotes-id <spiffe-id>",
+        "the SPIFFE ID the quotes service must present",
+        "spiffe://stocksmarket.org/quotes-service",
+      ),
     )
     .addOption(logLevelOption())
     .helpOption("-h, --help", "show this help")

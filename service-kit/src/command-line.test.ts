@@ -11,7 +11,7 @@ import {
   portOption,
   socketOption,
   USAGE_EXIT_CODE,
-  workloadIdParser,
+  workloadIdOption,
 } from "./command-line.js";
 
 /** A program with the shared options, parsed like the services do; throws CommanderError. */
@@ -75,9 +75,11 @@ describe("command-line options shared by the services", () => {
     }
   });
 
-  test("workloadIdParser: a workload ID, or an error with the example", () => {
-    const parseId = workloadIdParser("spiffe://broker.org/webapp");
-    assert.equal(parseId("spiffe://broker.org/webapp").toString(), "spiffe://broker.org/webapp");
+  test("workloadIdOption: a workload ID, the default, or an error naming the default", () => {
+    const option = workloadIdOption("--peer-id <id>", "peer", "spiffe://broker.org/webapp");
+    assert.equal(String(option.defaultValue), "spiffe://broker.org/webapp");
+    const parseId = (value: string): unknown => option.parseArg?.(value, undefined);
+    assert.equal(String(parseId("spiffe://stocksmarket.org/x")), "spiffe://stocksmarket.org/x");
     assert.throws(() => parseId("spiffe://broker.org"), {
       name: "InvalidArgumentError",
       message: /expected a workload ID such as spiffe:\/\/broker\.org\/webapp/,

@@ -21,7 +21,7 @@ export function parseSocket(value: string): string {
 }
 
 /** A parser for a workload SPIFFE ID option; `example` goes in its error message. */
-export function workloadIdParser(example: string): (value: string) => SpiffeId {
+function workloadIdParser(example: string): (value: string) => SpiffeId {
   return (value) => {
     try {
       return parseWorkloadId(value);
@@ -31,6 +31,15 @@ export function workloadIdParser(example: string): (value: string) => SpiffeId {
       );
     }
   };
+}
+
+/**
+ * An option taking a workload SPIFFE ID (e.g. `--quotes-id <spiffe-id>`), checked, with
+ * `defaultId` as both the default and the example a bad value's error names.
+ */
+export function workloadIdOption(flags: string, description: string, defaultId: string): Option {
+  const parseId = workloadIdParser(defaultId);
+  return new Option(flags, description).argParser(parseId).default(parseId(defaultId), defaultId);
 }
 
 /** `--port <port>`, checked, with the service's default. */

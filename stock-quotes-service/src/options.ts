@@ -5,7 +5,7 @@ import {
   parsePort,
   portOption,
   socketOption,
-  workloadIdParser,
+  workloadIdOption,
 } from "@federation-demo/service-kit";
 import type { SpiffeId } from "@federation-demo/spiffe";
 import { Command, Option } from "commander";
@@ -21,8 +21,6 @@ export interface QuotesServiceOptions {
   /** Plain-HTTP /healthz on 127.0.0.1; undefined = off. */
   healthPort: number | undefined;
 }
-
-const parseId = workloadIdParser("spiffe://broker.org/webapp");
 
 /**
  * Parses `argv` (without node and the script). Throws a CommanderError on bad input or
@@ -41,9 +39,11 @@ export function parseOptions(
     .addOption(hostOption())
     .addOption(socketOption(env))
     .addOption(
-      new Option("--authorized-id <spiffe-id>", "the only client SPIFFE ID that gets quotes")
-        .argParser(parseId)
-        .default(parseId("spiffe://broker.org/webapp"), "spiffe://broker.org/webapp"),
+      workloadIdOption(
+        "--authorized-id <spiffe-id>",
+        "the only client SPIFFE ID that gets quotes",
+        "spiffe://broker.org/webapp",
+      ),
     )
     .addOption(
       new Option(
