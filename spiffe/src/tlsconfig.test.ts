@@ -86,6 +86,26 @@ async function listen(server: tls.Server): Promise<number> {
   return (server.address() as AddressInfo).port;
 }
 
+/**
+ * A plain TLS server (not SPIFFE-aware, session tickets on as by default) presenting
+ * `svid` and asking for a client certificate it does not check: the far end for testing
+ * what our client does on its own.
+ */
+function plainTlsServer(svid: X509Svid, onSocket: (socket: tls.TLSSocket) => void): tls.Server {
+  return tls.createServer(
+    {
+      cert: svid.certificatesPem(),
+      key: svid.privateKeyPem(),
+      requestCert: true,
+      rejectUnauthorized: false,
+    },
+    (socket) => {
+      socket.on("error", () => {});
+      onSocket(socket);
+    },
+  );
+}
+
 /** Closes the server and every connection still open, when the test ends. */
 function closeAtEnd(t: { after: (fn: () => Promise<void>) => void }, server: tls.Server): void {
   t.after(async () => {
@@ -415,18 +435,9 @@ describe("rejections", () => {
   test("a rejected server's data never reaches the client", async (t) => {
     // A server that is not SPIFFE-aware answers at once, before any request.
     const stranger = await stocksCa.issue("spiffe://stocksmarket.org/stranger");
-    const chatty = tls.createServer(
-      {
-        cert: stranger.svid().certificatesPem(),
-        key: stranger.svid().privateKeyPem(),
-        requestCert: true,
-        rejectUnauthorized: false,
-      },
-      (socket) => {
-        socket.on("error", () => {});
-        socket.end("HTTP/1.1 200 OK\r\ncontent-length: 6\r\n\r\nsecret");
-      },
-    );
+    const chatty = plainTlsServer(stranger.svid(), (socket) => {
+      socket.end("HTTP/1.1 200 OK\r\ncontent-length: 6\r\n\r\nsecret");
+    });
     closeAtEnd(t, chatty);
     const port = await listen(chatty);
 
@@ -642,19 +653,10 @@ describe("connections and sessions", () => {
   test("client never offers a session for resumption", async (t) => {
     // A plain TLS server that would resume sessions (tickets on by default).
     const reused: boolean[] = [];
-    const server = tls.createServer(
-      {
-        cert: quotes.svid().certificatesPem(),
-        key: quotes.svid().privateKeyPem(),
-        requestCert: true,
-        rejectUnauthorized: false,
-      },
-      (socket) => {
-        reused.push(socket.isSessionReused());
-        socket.on("error", () => {});
-        socket.end();
-      },
-    );
+    const server = plainTlsServer(quotes.svid(), (socket) => {
+      reused.push(socket.isSessionReused());
+      socket.end();
+    });
     closeAtEnd(t, server);
     const port = await listen(server);
     for (let i = 0; i < 3; i++) {
@@ -667,19 +669,10 @@ describe("connections and sessions", () => {
 
   test("SNI carries DNS names, never IP addresses", async (t) => {
     const servernames: (string | false)[] = [];
-    const server = tls.createServer(
-      {
-        cert: quotes.svid().certificatesPem(),
-        key: quotes.svid().privateKeyPem(),
-        requestCert: true,
-        rejectUnauthorized: false,
-      },
-      (socket) => {
-        servernames.push((socket as tls.TLSSocket & { servername: string | false }).servername);
-        socket.on("error", () => {});
-        socket.end();
-      },
-    );
+    const server = plainTlsServer(quotes.svid(), (socket) => {
+      servernames.push((socket as tls.TLSSocket & { servername: string | false }).servername);
+      socket.end();
+    });
     closeAtEnd(t, server);
     const port = await listen(server);
     for (const host of ["127.0.0.1", "localhost"]) {
