@@ -14,7 +14,7 @@ import {
   startQuotesService,
   startWebapp,
   tableRows,
-} from "./e2e-support.js";
+} from "./services-test-support.js";
 
 const CHROMIUM = "/usr/bin/chromium";
 const SCREENSHOT = join(REPO_ROOT, "test-output", "quotes-page.png");

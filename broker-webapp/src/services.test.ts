@@ -26,7 +26,7 @@ import {
   tableRows,
   WEBAPP_ID,
   WEBAPP_MAIN,
-} from "./e2e-support.js";
+} from "./services-test-support.js";
 
 /** gRPC status code the agent answers with until a registration entry matches the caller. */
 const PERMISSION_DENIED = 7;

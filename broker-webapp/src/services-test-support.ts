@@ -1,5 +1,6 @@
-// Shared by the end-to-end tests: two trust domains served by fake Workload APIs, and
-// the two services run as real processes from their compiled dist/ folders.
+// Shared by the services tests (services.test.ts, browser.test.ts): two trust domains
+// served by fake Workload APIs, and the two services run as real processes from their
+// compiled dist/ folders. The end-to-end test against real SPIRE is test/e2e/.
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
