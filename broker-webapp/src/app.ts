@@ -3,6 +3,7 @@ import express, { type Express, type NextFunction, type Request, type Response }
 import type { Logger } from "pino";
 import { CONTENT_SECURITY_POLICY, type PageView, renderQuotesPage } from "./page.js";
 import type { Quote } from "./quote.js";
+import { type BundleHistory, type TrustView, trustJson } from "./trust.js";
 import type { QuotesClient } from "./upstream.js";
 
 /** The parts of X509Source the webapp reads. */
@@ -14,7 +15,7 @@ export type IdentitySource = Pick<
 /** The parts of QuotesClient the webapp uses. */
 export type QuotesFetcher = Pick<
   QuotesClient,
-  "fetchQuotes" | "verifiedPeer" | "handshakes" | "url"
+  "fetchQuotes" | "verifiedPeer" | "peerIssuer" | "handshakes" | "url"
 >;
 
 /** Outcome of the most recent call to the quotes service. */
@@ -27,6 +28,8 @@ export interface WebappDeps {
   source: IdentitySource;
   client: QuotesFetcher;
   quotesId: SpiffeId;
+  /** The bundles held and when each changed (fed from the source's bundlesChanged). */
+  bundleHistory: BundleHistory;
   log: Logger;
 }
 
@@ -39,7 +42,13 @@ function methodNotAllowed(_req: Request, res: Response): void {
 }
 
 /** GET /quotes (the page), GET /healthz (JSON), GET / (redirect); 405 for other methods. */
-export function createWebapp({ source, client, quotesId, log }: WebappDeps): Express {
+export function createWebapp({
+  source,
+  client,
+  quotesId,
+  bundleHistory,
+  log,
+}: WebappDeps): Express {
   let lastQuotes: readonly Quote[] = [];
   let lastUpdated: Date | undefined;
   let lastResult: UpstreamResult;
@@ -58,6 +67,11 @@ export function createWebapp({ source, client, quotesId, log }: WebappDeps): Exp
       expectedPeer: quotesId.toString(),
     };
   };
+
+  const trust = (): TrustView => ({
+    bundles: bundleHistory.view(),
+    quotesIssuer: client.peerIssuer,
+  });
 
   const loadQuotes = async (): Promise<PageView["status"]> => {
     if (!source.getX509Svid()) {
@@ -94,7 +108,15 @@ export function createWebapp({ source, client, quotesId, log }: WebappDeps): Exp
         "Cache-Control": "no-store",
       })
       .type("html")
-      .send(renderQuotesPage({ status, quotes: lastQuotes, lastUpdated, identity: identity() }));
+      .send(
+        renderQuotesPage({
+          status,
+          quotes: lastQuotes,
+          lastUpdated,
+          identity: identity(),
+          trust: trust(),
+        }),
+      );
   });
   app.all("/quotes", methodNotAllowed);
 
@@ -117,6 +139,7 @@ export function createWebapp({ source, client, quotesId, log }: WebappDeps): Exp
         verifiedPeer: client.verifiedPeer?.toString() ?? null,
         tlsHandshakes: client.handshakes,
       },
+      trust: trustJson(trust()),
     });
   });
   app.all("/healthz", methodNotAllowed);

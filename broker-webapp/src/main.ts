@@ -13,6 +13,7 @@ import { X509Source } from "@federation-demo/spiffe";
 import type { Logger } from "pino";
 import { createWebapp } from "./app.js";
 import { parseOptions, type WebappOptions } from "./options.js";
+import { BundleHistory } from "./trust.js";
 import { QuotesClient } from "./upstream.js";
 
 async function run(options: WebappOptions, log: Logger): Promise<void> {
@@ -38,6 +39,9 @@ async function run(options: WebappOptions, log: Logger): Promise<void> {
     svidSource: source,
     bundleSource: source,
   });
+  // The trust panel: each bundle's authorities and when they last changed.
+  const bundleHistory = new BundleHistory();
+  source.on("bundlesChanged", (bundles) => bundleHistory.update(bundles));
   // A kept-alive connection was authenticated under the old bundles: when they change
   // (a trust domain federated or dropped, a CA rotated), authenticate the server afresh.
   // No connection could be made without bundles, so their first arrival changes nothing.
@@ -47,7 +51,9 @@ async function run(options: WebappOptions, log: Logger): Promise<void> {
     client.dropConnections();
   });
   // Unlike the original, the page is served at once and explains while there is no SVID.
-  const server = createServer(createWebapp({ source, client, quotesId: options.quotesId, log }));
+  const server = createServer(
+    createWebapp({ source, client, quotesId: options.quotesId, bundleHistory, log }),
+  );
 
   const shutdown = handleShutdown(log, async () => {
     stopIdentityLog();

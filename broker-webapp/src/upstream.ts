@@ -8,6 +8,7 @@ import {
 } from "@federation-demo/spiffe";
 import { type Agent, request } from "undici";
 import { parseQuotes, type Quote } from "./quote.js";
+import { authorityView, type IssuerView, issuingAuthority } from "./trust.js";
 
 /** A failed call to the quotes service; `message` is the short reason shown on the page. */
 export class UpstreamError extends Error {
@@ -37,6 +38,7 @@ export class QuotesClient {
   readonly #timeoutMs: number;
   readonly #maxBytes: number;
   #verifiedPeer: SpiffeId | undefined;
+  #peerIssuer: IssuerView | undefined;
   #handshakes = 0;
 
   constructor(options: QuotesClientOptions) {
@@ -50,8 +52,14 @@ export class QuotesClient {
           bundleSource: options.bundleSource,
           authorizer: authorizeID(options.quotesId),
           connectTimeoutMs: this.#timeoutMs,
-          onPeerVerified: (peerId) => {
+          onPeerVerified: (peerId, chain) => {
             this.#verifiedPeer = peerId;
+            const bundle = options.bundleSource.getX509BundleForTrustDomain(peerId.trustDomain);
+            const authority = issuingAuthority(chain, bundle);
+            this.#peerIssuer = {
+              trustDomain: peerId.trustDomain.name,
+              authority: authority && authorityView(authority),
+            };
             this.#handshakes += 1;
           },
         },
@@ -74,6 +82,11 @@ export class QuotesClient {
   /** The quotes service's ID as verified on the most recent new connection. */
   get verifiedPeer(): SpiffeId | undefined {
     return this.#verifiedPeer;
+  }
+
+  /** Which authority issued the certificate the quotes service presented on that connection. */
+  get peerIssuer(): IssuerView | undefined {
+    return this.#peerIssuer;
   }
 
   /** How many connections (each one TLS handshake) have authenticated the quotes service. */
