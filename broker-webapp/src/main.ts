@@ -4,6 +4,7 @@ import { createServer } from "node:http";
 import {
   closeServer,
   createLogger,
+  DEMO_WORKLOAD_API_BACKOFF,
   handleShutdown,
   listen,
   logIdentityChanges,
@@ -30,6 +31,7 @@ async function run(options: WebappOptions, log: Logger): Promise<void> {
 
   const source = new X509Source({
     address: options.socket,
+    backoff: DEMO_WORKLOAD_API_BACKOFF,
     logger: log.child({ component: "workload-api" }),
   });
   const stopIdentityLog = logIdentityChanges(source, log);
