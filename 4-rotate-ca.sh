@@ -144,7 +144,7 @@ workload_signed_by() {
 # ---------------------------------------------------------------- what the waits are
 
 REFRESH_NOTE="$OTHER_SERVER fetches the $TD bundle from $SERVER's bundle endpoint by itself, every 15 s here (a quarter of its refresh_hint of 1m; SPIRE's default refresh_hint is 5m)"
-SYNC_NOTE="the agent on $(agent_host "$OTHER") passes bundle changes to its workload at its next sync with $OTHER_SERVER (every second in this demo, 5 s by default)"
+SYNC_NOTE="the agent on $(agent_host "$OTHER") passes bundle changes to its workload at its next sync with $OTHER_SERVER (every 500 ms in this demo, 5 s by default)"
 
 wait_step() {
   local seconds="$1" done_text="$2" failure="$3"
