@@ -13,9 +13,16 @@ source "$(dirname "${BASH_SOURCE[0]}")/scripts/lib.sh"
 
 TD=stocksmarket.org
 args=()
-for arg in "$@"; do
+while [ $# -gt 0 ]; do
+  arg="$1"
+  shift
   case "$arg" in
     broker.org | stocksmarket.org) TD="$arg" ;;
+    --mode)
+      [ $# -ge 1 ] || die "--mode needs a value: local or docker"
+      args+=("$arg" "$1")
+      shift
+      ;;
     -h | --help)
       printf 'usage: %s [broker.org|stocksmarket.org] [--mode local|docker]\n' "$(basename "$0")"
       printf '  rotates the X.509 CA of that trust domain (default stocksmarket.org) and shows\n'
@@ -23,7 +30,8 @@ for arg in "$@"; do
       printf '  ROTATE_WAIT_SECONDS=N caps every wait at N seconds (default: each wait'"'"'s own limit).\n'
       exit 0
       ;;
-    *) args+=("$arg") ;;
+    -*) args+=("$arg") ;;
+    *) die "unknown trust domain '$arg': this demo has broker.org and stocksmarket.org (usage: $(basename "$0") [broker.org|stocksmarket.org] [--mode local|docker])" ;;
   esac
 done
 demo_init "${args[@]+"${args[@]}"}"
