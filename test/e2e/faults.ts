@@ -279,6 +279,15 @@ export function registerFaultTests(loader: PageLoader): void {
       stocks?.authorities[0]?.sha256,
       "the quotes service's certificate comes from the new authority",
     );
+    const page = await (await fetch("http://localhost:8080/quotes")).text();
+    const panel = page.slice(page.indexOf('<section class="trust">'));
+    assert.match(
+      panel,
+      new RegExp(
+        `<li class="issuer">${stocks?.authorities[0]?.sha256} \\(until [^)]+\\): issued the quotes service's certificate</li>`,
+      ),
+      "the page's trust panel marks the new stocksmarket.org authority as the issuer",
+    );
     assertAllOk("both CA rotations", loader.between(phaseStart));
   });
 }
