@@ -328,7 +328,8 @@ describe("the federation tutorial in Docker mode", { timeout: 3_600_000, skip: s
       it("up -d starts the servers and the services, all healthy", {
         timeout: 300_000,
       }, async () => {
-        const result = expectOk(await compose(["up", "-d"], 300_000), "compose up -d");
+        const started = performance.now();
+        expectOk(await compose(["up", "-d"], 300_000), "compose up -d");
         const containers = (await compose(["ps", "-q"])).stdout.trim().split("\n").filter(Boolean);
         assert.equal(containers.length, 4, "four containers");
         const healthy = await poll(120_000, 1000, async () => {
@@ -337,7 +338,7 @@ describe("the federation tutorial in Docker mode", { timeout: 3_600_000, skip: s
         });
         const states = await Promise.all(containers.map(healthOf));
         assert.ok(healthy, `not all healthy within 120 s: ${states.join(", ")}`);
-        timed(`${tag} up -d until all four are healthy`, result.seconds);
+        timed(`${tag} up -d until all four are healthy`, (performance.now() - started) / 1000);
       });
 
       it("step 3 before step 1 asks for the agents", { timeout: 120_000 }, async () => {
