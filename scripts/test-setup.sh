@@ -3,8 +3,9 @@
 # test command works on a fresh machine. Each part says what it does and how long it took;
 # on a machine that has everything, it only checks (a few seconds).
 #   - Debian packages: chromium (browser test), shellcheck (script lint), docker-compose v1,
-#     podman, runc, debootstrap, iptables and the CNI DNS plugin (Docker-mode test);
-#     installed with apt-get when run as root, otherwise named for you to install;
+#     and, where no container engine answers, podman, runc, debootstrap, iptables and the
+#     CNI DNS plugin (Docker-mode test); installed with apt-get when run as root,
+#     otherwise named for you to install;
 #   - npm packages (npm ci) when node_modules is missing;
 #   - SPIRE 1.13.3 in .spire/bin (scripts/install-spire.sh);
 #   - the Docker compose plugin v2 when the docker CLI has none (scripts/install-compose-plugin.sh).
@@ -27,7 +28,9 @@ docker_test=true
 
 part "Debian packages"
 packages=(chromium shellcheck docker-compose)
-if $docker_test; then
+if $docker_test && ! { command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; }; then
+  # No engine answers: the Docker-mode test runs on podman (scripts/container-engine.sh),
+  # with stand-in images made by debootstrap. Where an engine answers, it is used as it is.
   packages+=(podman runc debootstrap iptables golang-github-containernetworking-plugin-dnsname)
 fi
 missing=()
