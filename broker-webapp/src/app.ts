@@ -15,7 +15,7 @@ export type IdentitySource = Pick<
 /** The parts of QuotesClient the webapp uses. */
 export type QuotesFetcher = Pick<
   QuotesClient,
-  "fetchQuotes" | "verifiedPeer" | "peerIssuer" | "handshakes" | "url"
+  "fetchQuotes" | "verifiedPeer" | "peerIssuer" | "handshakes" | "retries" | "url"
 >;
 
 /** Outcome of the most recent call to the quotes service. */
@@ -138,6 +138,7 @@ export function createWebapp({
               },
         verifiedPeer: client.verifiedPeer?.toString() ?? null,
         tlsHandshakes: client.handshakes,
+        retries: client.retries,
       },
       trust: trustJson(trust()),
     });

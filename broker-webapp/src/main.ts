@@ -40,6 +40,7 @@ async function run(options: WebappOptions, log: Logger): Promise<void> {
     quotesId: options.quotesId,
     svidSource: source,
     bundleSource: source,
+    onRetry: (reason) => log.info({ reason }, "quotes request sent again on a new connection"),
   });
   // The trust panel: each bundle's authorities and when they last changed.
   const bundleHistory = new BundleHistory();
