@@ -81,6 +81,8 @@ progress_start() {
       sleeper=$!
       wait "$sleeper" || true
       sleeper=""
+      # Gone with the script, even if it was killed too hard to clean up.
+      kill -0 "$$" 2>/dev/null || exit 0
       count="$("$counter")"
       if [ "$total" -gt 0 ]; then
         # Never 100 % before the step has really finished.

@@ -245,6 +245,28 @@ describe("the federation tutorial against real SPIRE (local mode)", { timeout: 9
     assert.doesNotMatch(nobody.stdout, /SPIFFE ID/);
   });
 
+  it("the library reads the real agent's refusal as 'no registration entry yet'", {
+    timeout: 60_000,
+  }, async () => {
+    // What the waiting page and the logs say comes from diagnoseAgentProblem: check it on
+    // the real agent's PermissionDenied, as nobody (who has no entry).
+    const address = `unix://${await agentSocket(BROKER)}`;
+    const library = join(ROOT, "spiffe", "dist", "index.js");
+    const script = `
+      const { WorkloadApiClient, diagnoseAgentProblem } = await import(${JSON.stringify(library)});
+      const address = ${JSON.stringify(address)};
+      const client = new WorkloadApiClient({ address });
+      const error = await client.fetchX509Context().then(() => undefined, (e) => e);
+      client.close();
+      console.log(diagnoseAgentProblem(error, address).kind);`;
+    const result = await run("setpriv", [
+      ...["--reuid=nobody", "--regid=nogroup", "--init-groups"],
+      ...[process.execPath, "--input-type=module", "-e", script],
+    ]);
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(result.stdout.trim(), "no-entry");
+  });
+
   it("the three scripts run a second time succeed", { timeout: 300_000 }, async () => {
     const one = await runScript("1-start-spire-agents.sh");
     assert.match(one.stdout, /already running/);
