@@ -3,7 +3,7 @@
 // Workload API client really returns.
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { chmod, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { chmod, chown, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -106,9 +106,11 @@ describe("diagnoseAgentProblem", { timeout: 30_000 }, () => {
   });
 
   // connect() on a unix socket needs write permission on it and search permission on its
-  // folders; root has both everywhere, so as root the check runs as nobody.
+  // folders. Root may do both anywhere by its capabilities (CAP_DAC_OVERRIDE...), so as
+  // root the check runs in a child with every capability dropped, on files owned by
+  // another user; it stays uid 0, so it can still read this library wherever it lies.
   test("a socket this user may not open: socket-permission-denied", async () => {
-    const openSocket = join(dir, "root-only.sock");
+    const openSocket = join(dir, "someone-elses.sock");
     await staleSocket(openSocket);
     await chmod(openSocket, 0o700);
     const closedFolder = join(dir, "closed");
@@ -122,6 +124,9 @@ describe("diagnoseAgentProblem", { timeout: 30_000 }, () => {
       assert.equal((await diagnose(`unix://${openSocket}`)).kind, "socket-permission-denied");
       return;
     }
+    const nobody = 65534;
+    await chown(openSocket, nobody, nobody);
+    await chown(closedFolder, nobody, nobody);
     const library = fileURLToPath(new URL("../index.js", import.meta.url));
     const script = `
       const { WorkloadApiClient, diagnoseAgentProblem } = await import(${JSON.stringify(library)});
@@ -134,17 +139,16 @@ describe("diagnoseAgentProblem", { timeout: 30_000 }, () => {
     const run = spawnSync(
       "setpriv",
       [
-        "--reuid=nobody",
-        "--regid=nogroup",
-        "--clear-groups",
-        process.execPath,
-        "--input-type=module",
-        "-e",
-        script,
+        ...["--bounding-set=-all", "--inh-caps=-all"],
+        ...[process.execPath, "--input-type=module", "-e", script],
       ],
       { encoding: "utf8", timeout: 20_000 },
     );
-    assert.equal(run.status, 0, `the check as nobody failed: ${run.error ?? ""}${run.stderr}`);
+    assert.equal(
+      run.status,
+      0,
+      `the check without capabilities failed: ${run.error ?? ""}${run.stderr}`,
+    );
     assert.deepEqual(run.stdout.trim().split("\n"), [
       "socket-permission-denied",
       "socket-permission-denied",
