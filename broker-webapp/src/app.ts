@@ -15,7 +15,7 @@ export type IdentitySource = Pick<
 /** The parts of QuotesClient the webapp uses. */
 export type QuotesFetcher = Pick<
   QuotesClient,
-  "fetchQuotes" | "verifiedPeer" | "handshakes" | "url"
+  "fetchQuotes" | "verifiedPeer" | "handshakes" | "retries" | "url"
 >;
 
 /** Outcome of the most recent call to the quotes service. */
@@ -114,6 +114,7 @@ export function createWebapp({ source, client, quotesId, log }: WebappDeps): Exp
               },
         verifiedPeer: client.verifiedPeer?.toString() ?? null,
         tlsHandshakes: client.handshakes,
+        retries: client.retries,
       },
     });
   });
