@@ -234,7 +234,7 @@ require_spire_binaries() {
   [ "$DEMO_MODE" = local ] || return 0
   local bin
   for bin in spire-server spire-agent; do
-    [ -x "$SPIRE_BIN/$bin" ] || die "$bin is missing from .spire/bin: run scripts/install-spire.sh (builds SPIRE 1.13.3 with Go, or tells you how to get the release archive)"
+    [ -x "$SPIRE_BIN/$bin" ] || die "$bin is missing from .spire/bin: run scripts/install-spire.sh (builds SPIRE 1.13.3 with Go, or downloads the official release archive)"
   done
 }
 

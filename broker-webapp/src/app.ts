@@ -1,3 +1,4 @@
+import { adviseOnMissingSvid } from "@federation-demo/service-kit";
 import type { SpiffeId, X509Source } from "@federation-demo/spiffe";
 import express, { type Express, type NextFunction, type Request, type Response } from "express";
 import type { Logger } from "pino";
@@ -75,11 +76,8 @@ export function createWebapp({
 
   const loadQuotes = async (): Promise<PageView["status"]> => {
     if (!source.getX509Svid()) {
-      return {
-        kind: "waiting-for-svid",
-        socket: source.address,
-        agentSaid: source.lastError?.message,
-      };
+      const { reason, fix } = adviseOnMissingSvid(source);
+      return { kind: "waiting-for-svid", reason, fix };
     }
     try {
       lastQuotes = await client.fetchQuotes();
