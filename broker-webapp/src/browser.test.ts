@@ -323,7 +323,7 @@ describe("the waiting page in Chromium, in plain words", { timeout: 120_000 }, (
     const webapp = startWebappOn(fakeAgent.address);
     await checkWaitingPage(webapp, {
       reason: /answered, but no registration entry matches this workload yet\.$/,
-      fix: "Create the entries: run ./3-create-registration-entries.sh (the agent picks them up within about 5 s).",
+      fix: "Create the entries: run ./3-create-registration-entries.sh (the agent picks them up within about a second).",
       screenshot: "waiting-no-entry.png",
     });
     const logged = await webapp.waitForLog(
