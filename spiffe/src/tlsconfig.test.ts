@@ -387,6 +387,56 @@ describe("rejections", () => {
     expectVerificationError(error, "untrusted");
   });
 
+  // Forged signatures: the certificate names the trusted CA (subject name and authority
+  // key identifier) but another key signed it, so only the signature check refuses it.
+  async function forgedSvids(ca: TestCa, id: string): Promise<[string, X509Svid][]> {
+    const forger = await TestCa.create(ca.trustDomain);
+    const forgedIntermediate = await ca.createIntermediate({ forgeSignatureWith: forger });
+    return [
+      ["forged leaf", (await ca.issue(id, { forgeSignatureWith: forger })).svid()],
+      ["forged intermediate", (await forgedIntermediate.issue(id)).svid()],
+    ];
+  }
+
+  test("server refuses a client whose leaf or intermediate has a forged signature", async (t) => {
+    const { url, log } = await startHttpsServer(t);
+    for (const [what, svid] of await forgedSvids(brokerCa, WEBAPP)) {
+      const rejectedBefore = log.rejected.length;
+      await requestError(
+        url,
+        agentFor(t, clientConfig({ svidSource: new MutableSvidSource(svid) })),
+      );
+      assert.equal(log.rejected.length, rejectedBefore + 1, what);
+      expectVerificationError(log.rejected[rejectedBefore], "untrusted");
+      assert.match(
+        String(log.rejected[rejectedBefore]),
+        /does not chain to the X\.509 bundle of broker\.org/,
+        what,
+      );
+    }
+    assert.equal(log.requests, 0);
+    assert.deepEqual(log.accepted, []);
+  });
+
+  test("client refuses a server whose leaf or intermediate has a forged signature", async (t) => {
+    for (const [what, svid] of await forgedSvids(stocksCa, QUOTES)) {
+      const { url, port, log } = await startHttpsServer(t, {
+        svidSource: new MutableSvidSource(svid),
+      });
+      const error = rootCause(await requestError(url, agentFor(t, clientConfig())));
+      expectVerificationError(error, "untrusted");
+      assert.match(String(error), /does not chain to the X\.509 bundle of stocksmarket\.org/, what);
+      assert.equal(log.requests, 0, what);
+      await assert.rejects(
+        connectMtls(clientConfig(), { host: "127.0.0.1", port }),
+        (thrown: unknown) => {
+          expectVerificationError(thrown, "untrusted");
+          return true;
+        },
+      );
+    }
+  });
+
   test("server refuses a client that sends no certificate; it gets no data", async (t) => {
     const { port, log } = await startHttpsServer(t);
     const { received } = await rawClient(port);

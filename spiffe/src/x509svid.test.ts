@@ -187,6 +187,38 @@ for (const algorithm of ["ec-p256", "rsa-2048"] as KeyAlgorithm[]) {
       );
     });
 
+    it("rejects a leaf naming the trusted CA (name and key identifier) but signed by another key", async () => {
+      const forger = await TestCa.create("broker.org", algorithm);
+      const { certificates } = await brokerCa.issue(WEBAPP, { forgeSignatureWith: forger });
+      const [leaf] = certificates;
+      assert.ok(leaf);
+      // Names and key identifiers match, so only the signature check can refuse it.
+      assert.ok(leaf.checkIssued(brokerCa.certificate), "the leaf names the trusted CA");
+      assert.ok(leaf.verify(forger.certificate.publicKey), "signed by the forger");
+      assertRule(
+        () => verifyX509Svid(certificates, bundles),
+        "untrusted",
+        "does not chain to the X.509 bundle of broker.org",
+      );
+    });
+
+    it("rejects an intermediate naming the trusted CA but signed by another key", async () => {
+      const forger = await TestCa.create("broker.org", algorithm);
+      const intermediate = await brokerCa.createIntermediate({ forgeSignatureWith: forger });
+      assert.ok(intermediate.certificate.checkIssued(brokerCa.certificate));
+      const { certificates } = await intermediate.issue(WEBAPP);
+      assert.equal(certificates.length, 2);
+      assertRule(
+        () => verifyX509Svid(certificates, bundles),
+        "untrusted",
+        "does not chain to the X.509 bundle of broker.org (1 bundle certificate(s), 1 intermediate(s) sent)",
+      );
+      // The same leaf under an honestly signed intermediate is fine.
+      const honest = await brokerCa.createIntermediate();
+      const accepted = await honest.issue(WEBAPP);
+      assert.equal(verifyX509Svid(accepted.certificates, bundles).toString(), WEBAPP);
+    });
+
     it("rejects a leaf that is a CA", async () => {
       const { certificates } = await brokerCa.issue(WEBAPP, { isCa: true });
       assertRule(() => verifyX509Svid(certificates, bundles), "leaf-is-ca", "basicConstraints");

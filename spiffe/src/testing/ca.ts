@@ -32,6 +32,12 @@ export interface IssueOptions {
    * extension would miss an identity.
    */
   secondSanExtensionUris?: string[];
+  /**
+   * A forged signature: the leaf still names this CA as its issuer (subject name and
+   * authority key identifier), but is signed with `forger`'s key. Only the signature
+   * check can tell it from a real one.
+   */
+  forgeSignatureWith?: TestCa;
 }
 
 /** Knobs for intermediates, so broken intermediates can be tested too. */
@@ -44,6 +50,8 @@ export interface IntermediateOptions {
   isCa?: boolean;
   /** basicConstraints pathLenConstraint (default: none). */
   pathLength?: number;
+  /** As IssueOptions.forgeSignatureWith: names this CA, signed with `forger`'s key. */
+  forgeSignatureWith?: TestCa;
 }
 
 export interface IssuedSvid {
@@ -193,6 +201,18 @@ export class TestCa {
     return Buffer.from(this.root.raw);
   }
 
+  /** The key that signs what this CA issues: its own, or a forger's. */
+  private signer(forger: TestCa | undefined): {
+    signingKey: webcrypto.CryptoKey;
+    signingAlgorithm: webcrypto.Algorithm | webcrypto.EcdsaParams;
+  } {
+    const signing = forger ?? this;
+    return {
+      signingKey: signing.keys.privateKey,
+      signingAlgorithm: signingAlgorithm(signing.keyAlgorithm),
+    };
+  }
+
   /** An intermediate CA signed by this one; its SVIDs carry it in their chain. */
   async createIntermediate(options: IntermediateOptions = {}): Promise<TestCa> {
     const keyAlgorithm = options.keyAlgorithm ?? this.keyAlgorithm;
@@ -204,10 +224,9 @@ export class TestCa {
       subject: `CN=${this.trustDomain} intermediate ${intermediateCount},O=TestCa`,
       issuer: this.ownCert.subject,
       publicKey: keys.publicKey,
-      signingKey: this.keys.privateKey,
+      ...this.signer(options.forgeSignatureWith),
       notBefore: options.notBefore ?? new Date(now - MINUTE_MS),
       notAfter: options.notAfter ?? new Date(now + DAY_MS),
-      signingAlgorithm: signingAlgorithm(this.keyAlgorithm),
       extensions: [
         new x509.BasicConstraintsExtension(isCa, isCa ? options.pathLength : undefined, true),
         // keyCertSign even when cA is false, so that only basicConstraints is wrong.
@@ -258,10 +277,9 @@ export class TestCa {
       subject: "CN=svid,O=TestCa",
       issuer: this.ownCert.subject,
       publicKey: keys.publicKey,
-      signingKey: this.keys.privateKey,
+      ...this.signer(options.forgeSignatureWith),
       notBefore: options.notBefore ?? new Date(now - MINUTE_MS),
       notAfter: options.notAfter ?? new Date(now + HOUR_MS),
-      signingAlgorithm: signingAlgorithm(this.keyAlgorithm),
       extensions,
     });
     const certificates = [toNode(cert), ...this.intermediates];
