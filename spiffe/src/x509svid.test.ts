@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { createPrivateKey } from "node:crypto";
+import { createPrivateKey, X509Certificate } from "node:crypto";
 import { before, describe, it } from "node:test";
 import { createSecureContext } from "node:tls";
 import { X509Bundle, X509BundleSet } from "./bundle.js";
@@ -346,6 +346,41 @@ describe("verifyX509Svid across key algorithms", () => {
     const { certificates } = await intermediate.issue(WEBAPP, { keyAlgorithm: "ec-p256" });
     const bundles = new X509BundleSet([root.bundle()]);
     assert.equal(verifyX509Svid(certificates, bundles).toString(), WEBAPP);
+  });
+});
+
+describe("verifyX509Svid path search", () => {
+  it("stops after 200 issuer checks when a chain is built to make it explode", async (t) => {
+    // Nine copies of one CA certificate (same name and key): each copy issued every
+    // other, so without a bound the search would try every ordering of them (9! paths,
+    // millions of signature checks) before giving up on a bundle none of them chain to.
+    const renewed = await TestCa.create("broker.org");
+    const copies = await Promise.all(Array.from({ length: 9 }, () => renewed.reissue()));
+    const [leaf] = (await renewed.issue(WEBAPP)).certificates;
+    assert.ok(leaf);
+    const chain = [leaf, ...copies];
+    const otherBroker = await TestCa.create("broker.org");
+
+    // Count the issuer checks; past 1000 the bound is clearly gone, so stop the search.
+    const checkIssued = X509Certificate.prototype.checkIssued;
+    let checks = 0;
+    t.mock.method(
+      X509Certificate.prototype,
+      "checkIssued",
+      function (this: X509Certificate, issuer: X509Certificate) {
+        checks += 1;
+        if (checks > 1000) throw new Error("the path search went past 1000 issuer checks");
+        return checkIssued.call(this, issuer);
+      },
+    );
+    assertRule(
+      () => verifyX509Svid(chain, new X509BundleSet([otherBroker.bundle()])),
+      "untrusted",
+      "does not chain to the X.509 bundle of broker.org (1 bundle certificate(s), 9 intermediate(s) sent)",
+    );
+    assert.equal(checks, 200, "the bound on issuer checks");
+    // Control: the same chain verifies against its own CA.
+    assert.equal(verifyX509Svid(chain, new X509BundleSet([renewed.bundle()])).toString(), WEBAPP);
   });
 });
 

@@ -121,6 +121,32 @@ function keyUsageFlags(usage: IssueOptions["keyUsage"]): number {
   return flags;
 }
 
+/** A SPIRE-shaped self-signed root certificate for `keys`. */
+async function selfSignedRoot(
+  trustDomain: string,
+  keyAlgorithm: KeyAlgorithm,
+  keys: webcrypto.CryptoKeyPair,
+  validity: { notBefore?: Date; notAfter?: Date },
+): Promise<x509.X509Certificate> {
+  const now = Date.now();
+  return x509.X509CertificateGenerator.createSelfSigned({
+    name: `CN=${trustDomain} root,O=TestCa`,
+    keys,
+    notBefore: validity.notBefore ?? new Date(now - MINUTE_MS),
+    notAfter: validity.notAfter ?? new Date(now + DAY_MS),
+    signingAlgorithm: signingAlgorithm(keyAlgorithm),
+    extensions: [
+      new x509.BasicConstraintsExtension(true, undefined, true),
+      new x509.KeyUsagesExtension(
+        x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign,
+        true,
+      ),
+      new x509.SubjectAlternativeNameExtension([{ type: "url", value: `spiffe://${trustDomain}` }]),
+      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
+    ],
+  });
+}
+
 export class TestCa {
   readonly trustDomain: string;
   readonly keyAlgorithm: KeyAlgorithm;
@@ -159,26 +185,17 @@ export class TestCa {
     validity: { notBefore?: Date; notAfter?: Date } = {},
   ): Promise<TestCa> {
     const keys = await generateKeys(keyAlgorithm);
-    const now = Date.now();
-    const cert = await x509.X509CertificateGenerator.createSelfSigned({
-      name: `CN=${trustDomain} root,O=TestCa`,
-      keys,
-      notBefore: validity.notBefore ?? new Date(now - MINUTE_MS),
-      notAfter: validity.notAfter ?? new Date(now + DAY_MS),
-      signingAlgorithm: signingAlgorithm(keyAlgorithm),
-      extensions: [
-        new x509.BasicConstraintsExtension(true, undefined, true),
-        new x509.KeyUsagesExtension(
-          x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign,
-          true,
-        ),
-        new x509.SubjectAlternativeNameExtension([
-          { type: "url", value: `spiffe://${trustDomain}` },
-        ]),
-        await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
-      ],
-    });
+    const cert = await selfSignedRoot(trustDomain, keyAlgorithm, keys, validity);
     return new TestCa(trustDomain, keyAlgorithm, keys, cert, undefined);
+  }
+
+  /**
+   * Another self-signed certificate for this root, with the same name and key (as when a
+   * CA renews its certificate but keeps its key). Each such copy "issued" every other.
+   */
+  async reissue(): Promise<X509Certificate> {
+    if (this.root !== this.nodeCert) throw new Error("TestCa.reissue: only a root can reissue");
+    return toNode(await selfSignedRoot(this.trustDomain, this.keyAlgorithm, this.keys, {}));
   }
 
   /** This CA's own certificate. */

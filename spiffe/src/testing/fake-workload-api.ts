@@ -15,7 +15,7 @@ import {
   workloadApiService,
 } from "../workloadapi/proto.js";
 
-/** Test-only in-process Workload API server on a unix socket. */
+/** Test-only in-process Workload API server on a unix socket (or loopback TCP). */
 
 export interface FakeSvid {
   spiffeId: string;
@@ -39,6 +39,8 @@ export interface FakeCall {
 export interface FakeWorkloadApiOptions {
   /** Socket path; default a fresh one under os.tmpdir(). */
   socketPath?: string;
+  /** Listen on 127.0.0.1 at a free port instead (address `tcp://127.0.0.1:<port>`). */
+  tcp?: boolean;
   /**
    * Answer calls without `workload.spiffe.io: true` with INVALID_ARGUMENT "security
    * header missing from request", as a real agent does (default true).
@@ -64,6 +66,8 @@ function toWireX509(response: FakeX509Response): Record<string, unknown> {
 export class FakeWorkloadApi {
   private readonly server: Server;
   private readonly socketPath: string;
+  /** The TCP port when listening on loopback TCP. */
+  private tcpPort: number | undefined;
   private readonly tempDir: string | undefined;
   private readonly requireSecurityHeader: boolean;
   private readonly received: FakeCall[] = [];
@@ -89,13 +93,18 @@ export class FakeWorkloadApi {
     this.requireSecurityHeader = requireSecurityHeader;
   }
 
-  /** Listens on a fresh unix socket (under os.tmpdir() unless `socketPath` is given). */
+  /**
+   * Listens on a fresh unix socket (under os.tmpdir() unless `socketPath` is given), or
+   * with `tcp` on a free loopback port.
+   */
   static async start(options: FakeWorkloadApiOptions = {}): Promise<FakeWorkloadApi> {
     const tempDir =
-      options.socketPath === undefined
+      options.socketPath === undefined && !options.tcp
         ? await mkdtemp(join(tmpdir(), "fake-workload-api-"))
         : undefined;
-    const socketPath = options.socketPath ?? join(tempDir as string, "agent.sock");
+    const socketPath = options.tcp
+      ? ""
+      : (options.socketPath ?? join(tempDir as string, "agent.sock"));
     const server = new Server();
     const fake = new FakeWorkloadApi(
       server,
@@ -108,11 +117,13 @@ export class FakeWorkloadApi {
       FetchX509Bundles: (call: Stream) => fake.accept("FetchX509Bundles", call),
     });
     try {
-      await new Promise<void>((resolve, reject) => {
-        server.bindAsync(`unix://${socketPath}`, ServerCredentials.createInsecure(), (error) =>
-          error ? reject(error) : resolve(),
+      const target = options.tcp ? "127.0.0.1:0" : `unix://${socketPath}`;
+      fake.tcpPort = await new Promise<number>((resolve, reject) => {
+        server.bindAsync(target, ServerCredentials.createInsecure(), (error, port) =>
+          error ? reject(error) : resolve(port),
         );
       });
+      if (!options.tcp) fake.tcpPort = undefined;
     } catch (error) {
       server.forceShutdown();
       if (tempDir !== undefined) await rm(tempDir, { recursive: true, force: true });
@@ -121,8 +132,9 @@ export class FakeWorkloadApi {
     return fake;
   }
 
-  /** `unix:///...`: pass to the client as `address`. */
+  /** `unix:///...` or `tcp://127.0.0.1:<port>`: pass to the client as `address`. */
   get address(): string {
+    if (this.tcpPort !== undefined) return `tcp://127.0.0.1:${this.tcpPort}`;
     return `unix://${this.socketPath}`;
   }
 
@@ -222,6 +234,7 @@ export class FakeWorkloadApi {
         resolve();
       });
     });
-    await rm(this.tempDir ?? this.socketPath, { recursive: true, force: true });
+    const leftover = this.tempDir ?? this.socketPath;
+    if (leftover !== "") await rm(leftover, { recursive: true, force: true });
   }
 }

@@ -380,6 +380,26 @@ describe("WorkloadApiClient one-shot fetches", () => {
     assert.equal(fake.calls.length, 1);
   });
 
+  test("a tcp:// Workload API address works like a unix socket", async () => {
+    const tcpAgent = await FakeWorkloadApi.start({ tcp: true });
+    const tcpClient = new WorkloadApiClient({ address: tcpAgent.address, logger });
+    try {
+      assert.match(tcpAgent.address, /^tcp:\/\/127\.0\.0\.1:\d+$/);
+      assert.equal(tcpClient.address, tcpAgent.address);
+      tcpAgent.setX509({ svids: [workload] });
+      tcpAgent.setBundles({ "spiffe://other.org": otherCa.bundleDer() });
+      assert.deepEqual(leafDer(await tcpClient.fetchX509Context()), workload.chainDer);
+      assert.deepEqual(trustDomains(await tcpClient.fetchX509Bundles()), ["other.org"]);
+      assert.deepEqual(
+        tcpAgent.calls.map((call) => call.method),
+        ["FetchX509SVID", "FetchX509Bundles"],
+      );
+    } finally {
+      tcpClient.close();
+      await tcpAgent.stop();
+    }
+  });
+
   test("an unreachable agent gives an UNAVAILABLE error naming the address", async () => {
     const address = fake.address;
     await fake.stop();
