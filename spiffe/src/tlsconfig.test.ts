@@ -5,7 +5,7 @@ import type { AddressInfo } from "node:net";
 import * as net from "node:net";
 import { before, describe, test } from "node:test";
 import * as tls from "node:tls";
-import { type Agent, request } from "undici";
+import { type Agent, request, Agent as UndiciAgent } from "undici";
 import { AuthorizationError, authorizeAny, authorizeID } from "./authorize.js";
 import { type X509Bundle, X509BundleSet, type X509BundleSource } from "./bundle.js";
 import { parseWorkloadId, type SpiffeId, type TrustDomain } from "./spiffeid.js";
@@ -700,20 +700,34 @@ describe("connections and sessions", () => {
     assert.deepEqual(log.accepted.map(String), [WEBAPP]);
   });
 
-  test("client never offers a session for resumption", async (t) => {
-    // A plain TLS server that would resume sessions (tickets on by default).
+  test("client never offers a session for resumption (undici's own connector would)", async (t) => {
+    // A plain TLS server that would resume sessions; it answers one request per connection.
     const reused: boolean[] = [];
     const server = plainTlsServer(quotes.svid(), (socket) => {
       reused.push(socket.isSessionReused());
-      socket.end();
+      socket.once("data", () => {
+        socket.end("HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok");
+      });
     });
     closeAtEnd(t, server);
     const port = await listen(server);
-    for (let i = 0; i < 3; i++) {
-      const socket = await connectMtls(clientConfig(), { host: "127.0.0.1", port });
-      socket.resume();
-      await once(socket, "close");
-    }
+    const url = `https://127.0.0.1:${port}/`;
+    const threeRequests = async (dispatcher: Agent) => {
+      for (let i = 0; i < 3; i++) {
+        const response = await request(url, { dispatcher });
+        assert.equal(await response.body.text(), "ok");
+      }
+    };
+
+    // Control: undici's own connector caches sessions, and this server resumes them.
+    const plain = new UndiciAgent({ connect: { rejectUnauthorized: false } });
+    t.after(() => plain.close());
+    await threeRequests(plain);
+    assert.equal(reused[0], false);
+    assert.ok(reused.includes(true), "the control never resumed, so this test would prove nothing");
+
+    reused.length = 0;
+    await threeRequests(agentFor(t, clientConfig()));
     assert.deepEqual(reused, [false, false, false]);
   });
 
