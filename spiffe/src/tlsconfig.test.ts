@@ -447,6 +447,25 @@ describe("rejections", () => {
     const error = log.rejected[0];
     assert.ok(error instanceof MtlsError);
     assert.equal(error.code, "no-peer-certificate");
+    assert.equal(
+      error.message,
+      "the peer presented no certificate; SPIFFE mTLS requires an X.509-SVID on both sides",
+    );
+  });
+
+  test("server reads at most 16 certificates of a chain, and refuses more than 10", async (t) => {
+    let ca = brokerCa;
+    for (let i = 0; i < 17; i++) ca = await ca.createIntermediate();
+    const long = (await ca.issue(WEBAPP)).svid();
+    assert.equal(long.certificates.length, 18);
+    const { url, log } = await startHttpsServer(t);
+    await requestError(url, agentFor(t, clientConfig({ svidSource: new MutableSvidSource(long) })));
+    assert.equal(log.rejected.length, 1);
+    expectVerificationError(log.rejected[0], "untrusted");
+    assert.equal(
+      log.rejected[0]?.message,
+      "the peer sent 16 certificates; at most 10 are accepted",
+    );
   });
 
   test("a peer from a trust domain without a bundle is refused, on either side", async (t) => {
