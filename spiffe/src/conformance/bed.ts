@@ -151,8 +151,9 @@ export class Bed {
     socket.on("data", (chunk: Buffer) => {
       text += chunk.toString("utf8");
     });
+    // A refusal may come as a reset: the outcome is read from what arrived before close.
     socket.on("error", () => {});
-    await once(socket, "close");
+    await new Promise((resolve) => socket.once("close", resolve));
     const line = text.endsWith("\n") ? text.slice(0, -1) : text;
     if (line !== "") return { accepted: true, peerId: line, presented };
     const rejection = this.serverRejections[before];
@@ -223,20 +224,29 @@ export class Bed {
     });
   }
 
-  /** The leaf ID the X.509 port presents now, or undefined when it presents nothing. */
-  async presentedId(): Promise<string | undefined> {
+  /** The chain the X.509 port presents now (empty when it presents nothing). */
+  async presented(): Promise<X509Certificate[]> {
     const probe = await this.ca.issue(PROBE_ID);
-    const outcome = await this.probeServer(probe);
-    const leaf = outcome.presented[0];
-    return leaf?.subjectAltName?.replace(/^URI:/, "");
+    return (await this.probeServer(probe)).presented;
+  }
+
+  /** The leaf's ID the X.509 port presents now, or undefined when it presents nothing. */
+  async presentedId(): Promise<string | undefined> {
+    return (await this.presented())[0]?.subjectAltName?.replace(/^URI:/, "");
+  }
+
+  /** Whether the X.509 port presents `svid`'s leaf now. */
+  async presents(svid: IssuedSvid): Promise<boolean> {
+    const [leaf] = await this.presented();
+    return leaf !== undefined && leaf.fingerprint256 === svid.certificates[0]?.fingerprint256;
   }
 }
 
-function pem(certificates: readonly X509Certificate[]): string {
+export function pem(certificates: readonly X509Certificate[]): string {
   return certificates.map((certificate) => certificate.toString()).join("");
 }
 
-function keyPem(peer: IssuedSvid): string {
+export function keyPem(peer: IssuedSvid): string {
   const body = peer.keyDer.toString("base64").replace(/(.{64})/g, "$1\n");
   return `-----BEGIN PRIVATE KEY-----\n${body}\n-----END PRIVATE KEY-----\n`;
 }
@@ -252,6 +262,19 @@ function presentedChain(socket: tls.TLSSocket): X509Certificate[] {
     current = current.issuerCertificate;
   }
   return chain;
+}
+
+/** EP-2: every call the fake recorded carried `workload.spiffe.io: true`, and only that. */
+export function assertEveryCallCarriedHeader(fake: FakeWorkloadApi): void {
+  assert.ok(fake.calls.length > 0, "no Workload API call was recorded");
+  for (const [index, call] of fake.calls.entries()) {
+    assert.deepEqual(call.metadata.get("workload.spiffe.io"), ["true"], `call #${index + 1}`);
+  }
+}
+
+/** The calls of one method, in order. */
+export function callsOf(fake: FakeWorkloadApi, method: "FetchX509SVID" | "FetchX509Bundles") {
+  return fake.calls.filter((call) => call.method === method);
 }
 
 /**
