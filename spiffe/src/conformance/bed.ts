@@ -137,57 +137,16 @@ export class Bed {
     peer: IssuedSvid | undefined,
   ): Promise<Outcome & { presented: X509Certificate[] }> {
     const before = this.serverRejections.length;
-    const socket = tls.connect({
-      host: "127.0.0.1",
-      port: this.harness.x509Port,
-      rejectUnauthorized: false,
-      ...(peer ? { cert: pem(peer.certificates), key: keyPem(peer) } : {}),
-    });
-    let presented: X509Certificate[] = [];
-    let text = "";
-    socket.on("secureConnect", () => {
-      presented = presentedChain(socket);
-    });
-    socket.on("data", (chunk: Buffer) => {
-      text += chunk.toString("utf8");
-    });
-    // A refusal may come as a reset: the outcome is read from what arrived before close.
-    socket.on("error", () => {});
-    await new Promise((resolve) => socket.once("close", resolve));
-    const line = text.endsWith("\n") ? text.slice(0, -1) : text;
-    if (line !== "") return { accepted: true, peerId: line, presented };
+    const outcome = await probeX509Port(this.harness.x509Port, peer);
+    if (outcome.accepted) return outcome;
     const rejection = this.serverRejections[before];
     const code = (rejection as { code?: string } | undefined)?.code;
-    return { accepted: false, code, message: rejection?.message, presented };
+    return { ...outcome, code, message: rejection?.message };
   }
 
   /** The suite as a TLS server presenting `peer`; asks the harness to dial it. */
-  async dialFromLibrary(peer: IssuedSvid): Promise<Outcome> {
-    const server = tls.createServer({
-      cert: pem(peer.certificates),
-      key: keyPem(peer),
-      requestCert: true,
-      rejectUnauthorized: false,
-    });
-    server.on("secureConnection", (socket) => socket.on("error", () => {}));
-    server.on("tlsClientError", () => {});
-    server.listen(0, "127.0.0.1");
-    await once(server, "listening");
-    const port = (server.address() as AddressInfo).port;
-    try {
-      const { status, body } = await this.control("POST", "/v1/x509/dial", {
-        address: `127.0.0.1:${port}`,
-      });
-      if (status === 200) {
-        assert.equal(body.status, "ok");
-        return { accepted: true, peerId: String(body.spiffe_id) };
-      }
-      assert.equal(status, 422, `dial answered ${status}: ${JSON.stringify(body)}`);
-      assert.equal(body.status, "rejected");
-      return { accepted: false, code: String(body.code), message: String(body.message) };
-    } finally {
-      server.close();
-    }
+  dialFromLibrary(peer: IssuedSvid): Promise<Outcome> {
+    return dialThroughHarness(this.harness.controlPort, peer);
   }
 
   /** One role's verdict on `peer`. */
@@ -196,32 +155,8 @@ export class Bed {
   }
 
   /** A request to the harness's control port. */
-  control(
-    method: string,
-    path: string,
-    body?: unknown,
-  ): Promise<{ status: number; body: Record<string, unknown> }> {
-    return new Promise((resolve, reject) => {
-      const request = httpRequest(
-        { host: "127.0.0.1", port: this.harness.controlPort, method, path },
-        (response) => {
-          let text = "";
-          response.on("data", (chunk: Buffer) => {
-            text += chunk.toString("utf8");
-          });
-          response.on("end", () => {
-            try {
-              resolve({ status: response.statusCode ?? 0, body: JSON.parse(text) });
-            } catch (error) {
-              reject(error);
-            }
-          });
-        },
-      );
-      request.on("error", reject);
-      if (body !== undefined) request.setHeader("content-type", "application/json");
-      request.end(body === undefined ? undefined : JSON.stringify(body));
-    });
+  control(method: string, path: string, body?: unknown): Promise<ControlAnswer> {
+    return controlRequest(this.harness.controlPort, method, path, body);
   }
 
   /** The chain the X.509 port presents now (empty when it presents nothing). */
@@ -240,6 +175,100 @@ export class Bed {
     const [leaf] = await this.presented();
     return leaf !== undefined && leaf.fingerprint256 === svid.certificates[0]?.fingerprint256;
   }
+}
+
+/**
+ * The suite's side of the server role: connects to an X.509 port presenting `peer` (or
+ * no certificate) and reads the line the harness writes: the peer ID when accepted,
+ * nothing when refused. Also returns the chain the port presented.
+ */
+export async function probeX509Port(
+  port: number,
+  peer: IssuedSvid | undefined,
+): Promise<Outcome & { presented: X509Certificate[] }> {
+  const socket = tls.connect({
+    host: "127.0.0.1",
+    port,
+    rejectUnauthorized: false,
+    ...(peer ? { cert: pem(peer.certificates), key: keyPem(peer) } : {}),
+  });
+  let presented: X509Certificate[] = [];
+  let text = "";
+  socket.on("secureConnect", () => {
+    presented = presentedChain(socket);
+  });
+  socket.on("data", (chunk: Buffer) => {
+    text += chunk.toString("utf8");
+  });
+  // A refusal may come as a reset: the outcome is read from what arrived before close.
+  socket.on("error", () => {});
+  await new Promise((resolve) => socket.once("close", resolve));
+  const line = text.endsWith("\n") ? text.slice(0, -1) : text;
+  return line === "" ? { accepted: false, presented } : { accepted: true, peerId: line, presented };
+}
+
+/**
+ * The suite's side of the client role: a TLS server presenting `peer` (asking for a
+ * client certificate it does not check), and /v1/x509/dial asking the harness to dial it.
+ */
+export async function dialThroughHarness(controlPort: number, peer: IssuedSvid): Promise<Outcome> {
+  const server = tls.createServer({
+    cert: pem(peer.certificates),
+    key: keyPem(peer),
+    requestCert: true,
+    rejectUnauthorized: false,
+  });
+  server.on("secureConnection", (socket) => socket.on("error", () => {}));
+  server.on("tlsClientError", () => {});
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  const port = (server.address() as AddressInfo).port;
+  try {
+    const { status, body } = await controlRequest(controlPort, "POST", "/v1/x509/dial", {
+      address: `127.0.0.1:${port}`,
+    });
+    if (status === 200) {
+      assert.equal(body.status, "ok");
+      return { accepted: true, peerId: String(body.spiffe_id) };
+    }
+    assert.equal(status, 422, `dial answered ${status}: ${JSON.stringify(body)}`);
+    assert.equal(body.status, "rejected");
+    return { accepted: false, code: String(body.code), message: String(body.message) };
+  } finally {
+    server.close();
+  }
+}
+
+export interface ControlAnswer {
+  status: number;
+  body: Record<string, unknown>;
+}
+
+/** One JSON request to a harness's control port. */
+export function controlRequest(
+  port: number,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<ControlAnswer> {
+  return new Promise((resolve, reject) => {
+    const request = httpRequest({ host: "127.0.0.1", port, method, path }, (response) => {
+      let text = "";
+      response.on("data", (chunk: Buffer) => {
+        text += chunk.toString("utf8");
+      });
+      response.on("end", () => {
+        try {
+          resolve({ status: response.statusCode ?? 0, body: JSON.parse(text) });
+        } catch (error) {
+          reject(error);
+        }
+      });
+    });
+    request.on("error", reject);
+    if (body !== undefined) request.setHeader("content-type", "application/json");
+    request.end(body === undefined ? undefined : JSON.stringify(body));
+  });
 }
 
 export function pem(certificates: readonly X509Certificate[]): string {
