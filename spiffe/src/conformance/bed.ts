@@ -91,11 +91,18 @@ export class Bed {
       federatedBundles: { [`spiffe://${FED_TD}`]: fedCa.bundleDer() },
     });
     const serverRejections: Error[] = [];
-    const harness = await openHarness({
-      workloadApiAddress: fake.address,
-      onPeerRejected: (error) => serverRejections.push(error),
-    });
-    await harness.ready();
+    let harness: Harness | undefined;
+    try {
+      harness = await openHarness({
+        workloadApiAddress: fake.address,
+        onPeerRejected: (error) => serverRejections.push(error),
+      });
+      await harness.source.ready({ timeoutMs: 10_000 });
+    } catch (error) {
+      await harness?.close();
+      await fake.stop();
+      throw error;
+    }
     return new Bed({ ca, fedCa, fake, harness, own, serverRejections });
   }
 

@@ -93,9 +93,12 @@ for (const role of ROLES) {
       // that came with it is in force.
       const barrier = await bed.ca.issue(OWN_ID);
       bed.push(bed.ownResponse({ own: barrier }));
-      await waitFor("the barrier SVID", () => bed.presents(barrier));
-      await expectRejected(bed, role, await bed.ca.issue(PROBE_ID), fromSecond, "untrusted");
-      await bed.pushAndWait(bed.ownResponse());
+      try {
+        await waitFor("the barrier SVID", () => bed.presents(barrier));
+        await expectRejected(bed, role, await bed.ca.issue(PROBE_ID), fromSecond, "untrusted");
+      } finally {
+        await bed.pushAndWait(bed.ownResponse());
+      }
     });
   });
 }
