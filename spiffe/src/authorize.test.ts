@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { describe, it } from "node:test";
+import { before, describe, it } from "node:test";
 import {
   AuthorizationError,
   type Authorizer,
@@ -8,14 +8,22 @@ import {
   authorizeMemberOf,
   authorizeOneOf,
 } from "./authorize.js";
-import { parseSpiffeId, TrustDomain } from "./spiffeid.js";
+import { parseSpiffeId, type SpiffeId, TrustDomain } from "./spiffeid.js";
 
-const webapp = parseSpiffeId("spiffe://broker.org/webapp");
-const admin = parseSpiffeId("spiffe://broker.org/admin");
-const quotes = parseSpiffeId("spiffe://stocksmarket.org/quotes-service");
-const quotesElsewhere = parseSpiffeId("spiffe://broker.org/quotes-service");
+// Parsed in a hook rather than at load, so that a broken parser fails tests here
+// instead of crashing the file.
+let webapp: SpiffeId;
+let admin: SpiffeId;
+let quotes: SpiffeId;
+let quotesElsewhere: SpiffeId;
+before(() => {
+  webapp = parseSpiffeId("spiffe://broker.org/webapp");
+  admin = parseSpiffeId("spiffe://broker.org/admin");
+  quotes = parseSpiffeId("spiffe://stocksmarket.org/quotes-service");
+  quotesElsewhere = parseSpiffeId("spiffe://broker.org/quotes-service");
+});
 
-function assertRefused(authorizer: Authorizer, peer: typeof webapp, message: string): void {
+function assertRefused(authorizer: Authorizer, peer: SpiffeId, message: string): void {
   assert.throws(
     () => authorizer(peer),
     (error: unknown) => {

@@ -112,6 +112,9 @@ function assertMalformed(cert: X509Certificate, message: string): void {
       assert.ok(error instanceof DerError, `expected DerError, got ${error}`);
       assert.equal(error.code, "malformed-der");
       assert.equal(error.message, message);
+      // A parser's own error, reworded, is kept as the cause.
+      const reworded = / is unreadable: /.test(message);
+      assert.equal(error.cause instanceof Error, reworded, "cause");
       return true;
     },
   );
@@ -139,6 +142,23 @@ describe("certificateDetails on hand-made DER", () => {
       certificateDetails(certificate(fields)).notBefore.toISOString(),
       "2026-01-02T03:04:05.000Z",
     );
+  });
+
+  it("only a context-specific [0] first is the version: a universal tag 0 is not", () => {
+    const fields = tbs({ version: false });
+    (fields.value as Node[])[0] = asn1.create(U, 0, false, "");
+    assert.equal(
+      certificateDetails(certificate(fields)).notBefore.toISOString(),
+      "2026-01-02T03:04:05.000Z",
+    );
+  });
+
+  it("an explicit cA FALSE is not a CA", () => {
+    const constraints = seq(prim(T.BOOLEAN, "\x00"));
+    const details = certificateDetails(
+      certificate(tbs({ extensions: [extension(BASIC_CONSTRAINTS, constraints)] })),
+    );
+    assert.equal(details.isCa, false);
   });
 
   it("ignores universal BIT STRING fields; only [3] holds the extensions", () => {
@@ -177,6 +197,22 @@ describe("certificateDetails on hand-made DER", () => {
 
   const broken: [string, Node | (() => X509Certificate), string][] = [
     ["no tbsCertificate", () => rawCertificate(der(seq())), "tbsCertificate is missing"],
+    [
+      "a certificate that is no SEQUENCE",
+      () => rawCertificate("\x02\x01\x01"),
+      "Certificate is not a constructed value",
+    ],
+    ["an empty tbsCertificate", seq(), "validity is missing"],
+    [
+      "a primitive [3]",
+      seq(...(tbs({}).value as Node[]), asn1.create(asn1.Class.CONTEXT_SPECIFIC, 3, false, "")),
+      "extensions is not a constructed value",
+    ],
+    [
+      "a primitive extensions SEQUENCE",
+      seq(...(tbs({}).value as Node[]), tagged(3, [prim(T.SEQUENCE, "")])),
+      "extensions is not a constructed value",
+    ],
     ["no validity", seq(prim(T.INTEGER, "\x01")), "validity is missing"],
     [
       "a missing notAfter",

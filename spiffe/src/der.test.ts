@@ -68,6 +68,7 @@ describe("parseDerCertificates", () => {
       ["an INTEGER", "\x02\x01\x01"],
       ["a context-specific [16]", "\xb0\x03\x02\x01\x01"],
       ["a primitive SEQUENCE tag", "\x10\x01\x00"],
+      ["a SET", "\x31\x03\x02\x01\x01"],
     ]) {
       assert.throws(
         () => parseDerCertificates(Buffer.concat([der, bytes(element ?? "")])),

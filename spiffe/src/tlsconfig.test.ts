@@ -25,8 +25,9 @@ import { VerificationError, X509Svid, type X509SvidSource } from "./x509svid.js"
 
 const WEBAPP = "spiffe://broker.org/webapp";
 const QUOTES = "spiffe://stocksmarket.org/quotes-service";
-const webappId = parseWorkloadId(WEBAPP);
-const quotesId = parseWorkloadId(QUOTES);
+// Parsed in the hook below, so a broken parser fails tests instead of crashing the file.
+let webappId: SpiffeId;
+let quotesId: SpiffeId;
 
 /** An SVID source a test can rotate or empty at will. */
 class MutableSvidSource implements X509SvidSource {
@@ -70,6 +71,8 @@ let webapp: IssuedSvid;
 let quotes: IssuedSvid;
 
 before(async () => {
+  webappId = parseWorkloadId(WEBAPP);
+  quotesId = parseWorkloadId(QUOTES);
   brokerCa = await TestCa.create("broker.org");
   stocksCa = await TestCa.create("stocksmarket.org");
   webapp = await brokerCa.issue(WEBAPP);
