@@ -178,6 +178,22 @@ for (const role of ROLES) {
       }
     });
 
+    test("a CA's name constraints bind the intermediates below it too", async () => {
+      const constrained = await bed.ca.createIntermediate({
+        extensions: [nameConstraintsExtension({ permitted: { uri: [TD] } })],
+      });
+      const inside = await constrained.createIntermediate();
+      const outside = await constrained.createIntermediate({ uris: ["spiffe://other.org"] });
+      const outcome = await expectRejected(
+        bed,
+        role,
+        await inside.issue(PROBE_ID),
+        await outside.issue(PROBE_ID),
+        "name-constraints",
+      );
+      assert.match(outcome.message ?? "", /intermediate 1's names break: URI host other\.org/);
+    });
+
     test("a critical constraint on a name form the library cannot check is refused", async () => {
       // The same constraints non-critical: the rfc822Name part may be ignored, the URI
       // part still binds (RFC 5280 lets a non-critical extension go unprocessed).

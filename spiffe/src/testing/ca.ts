@@ -72,6 +72,8 @@ export interface IntermediateOptions {
   forgeSignatureWith?: TestCa;
   /** More extensions, e.g. name constraints. */
   extensions?: ExtraExtension[];
+  /** URI SANs (default [spiffe://<trust domain>]). */
+  uris?: string[];
 }
 
 export interface IssuedSvid {
@@ -272,9 +274,12 @@ export class TestCa {
           x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign,
           true,
         ),
-        new x509.SubjectAlternativeNameExtension([
-          { type: "url", value: `spiffe://${this.trustDomain}` },
-        ]),
+        new x509.SubjectAlternativeNameExtension(
+          (options.uris ?? [`spiffe://${this.trustDomain}`]).map((value) => ({
+            type: "url" as const,
+            value,
+          })),
+        ),
         await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
         await x509.AuthorityKeyIdentifierExtension.create(this.keys.publicKey),
         ...extraExtensions(options.extensions),
