@@ -1,11 +1,16 @@
 import assert from "node:assert/strict";
-import type { X509Certificate } from "node:crypto";
+import "reflect-metadata";
+import { webcrypto, X509Certificate } from "node:crypto";
 import { describe, test } from "node:test";
+import * as x509 from "@peculiar/x509";
+import { X509Bundle, X509BundleSet } from "./bundle.js";
 import type { NameConstraints } from "./certinfo.js";
 import { certificateDetails } from "./certinfo.js";
 import { dnsWithin, nameConstraintViolation } from "./nameconstraints.js";
+import { TrustDomain } from "./spiffeid.js";
 import { TestCa } from "./testing/ca.js";
 import { nameConstraintsExtension, unknownExtension } from "./testing/extensions.js";
+import { verifyX509Svid } from "./x509svid.js";
 
 function constraints(partial: {
   permitted?: Partial<NameConstraints["permitted"]>;
@@ -105,5 +110,53 @@ describe("certificateDetails: critical extensions and name constraints", () => {
     assert.deepEqual(details.nameConstraints?.permitted.ip[0]?.mask, Buffer.from([255, 0, 0, 0]));
     assert.deepEqual(details.nameConstraints?.unsupported, ["rfc822Name"]);
     assert.deepEqual(details.unhandledCriticalExtensions, ["2.5.29.30"]);
+  });
+});
+
+describe("verifyX509Svid with a CA whose subject is empty", () => {
+  test("reads it without a TypeError (Node gives an empty subject as undefined)", async () => {
+    const keys = (await webcrypto.subtle.generateKey({ name: "ECDSA", namedCurve: "P-256" }, true, [
+      "sign",
+      "verify",
+    ])) as webcrypto.CryptoKeyPair;
+    const signingAlgorithm = { name: "ECDSA", hash: "SHA-256" };
+    const now = Date.now();
+    const validity = { notBefore: new Date(now - 60_000), notAfter: new Date(now + 3_600_000) };
+    const root = await x509.X509CertificateGenerator.createSelfSigned({
+      name: "",
+      keys,
+      signingAlgorithm,
+      ...validity,
+      extensions: [
+        new x509.BasicConstraintsExtension(true, undefined, true),
+        new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign, true),
+      ],
+    });
+    const leafKeys = (await webcrypto.subtle.generateKey(
+      { name: "ECDSA", namedCurve: "P-256" },
+      true,
+      ["sign", "verify"],
+    )) as webcrypto.CryptoKeyPair;
+    const leaf = await x509.X509CertificateGenerator.create({
+      subject: "CN=leaf",
+      issuer: "",
+      publicKey: leafKeys.publicKey,
+      signingKey: keys.privateKey,
+      signingAlgorithm,
+      ...validity,
+      extensions: [
+        new x509.BasicConstraintsExtension(false, undefined, true),
+        new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
+        new x509.SubjectAlternativeNameExtension([
+          { type: "url", value: "spiffe://example.org/a" },
+        ]),
+      ],
+    });
+    const rootCert = new X509Certificate(Buffer.from(root.rawData));
+    const bundles = new X509BundleSet([
+      new X509Bundle(TrustDomain.parse("example.org"), [rootCert]),
+    ]);
+    const id = verifyX509Svid([new X509Certificate(Buffer.from(leaf.rawData))], bundles);
+    assert.equal(id.toString(), "spiffe://example.org/a");
   });
 });

@@ -452,7 +452,8 @@ function nameConstraintsProblem(
   const constraints = issuerDetails.nameConstraints;
   if (constraints === undefined) return undefined;
   for (const [index, certificate] of below.entries()) {
-    const selfIssued = certificate.subject === certificate.issuer;
+    // A CA's subject must not be empty (RFC 5280 4.1.2.6), so no exemption for one that is.
+    const selfIssued = Boolean(certificate.subject) && certificate.subject === certificate.issuer;
     if (index > 0 && selfIssued) continue;
     const violation = nameConstraintViolation(certificateDetails(certificate), constraints);
     if (violation !== undefined) {
@@ -474,7 +475,9 @@ function issuerProblem(
   search: PathSearch,
 ): VerificationError | undefined {
   const now = search.now;
-  const who = `${role} "${issuer.subject.replaceAll("\n", ", ")}"`;
+  // Node gives an empty subject as undefined, though its types say string.
+  const subject: string | undefined = issuer.subject;
+  const who = `${role} "${(subject ?? "").replaceAll("\n", ", ")}"`;
   const details = readDetails(issuer, who);
   if (!details.isCa) {
     return new VerificationError(
