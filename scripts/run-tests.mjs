@@ -7,7 +7,7 @@ import { join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
-const skipDirs = new Set(["node_modules", ".git", ".spire", ".data", "tools"]);
+const skipDirs = new Set(["node_modules", ".git", ".spire", ".data", "tools", ".stryker-tmp"]);
 
 function findTests(dir, insideDist, found) {
   for (const entry of readdirSync(dir, { withFileTypes: true })) {

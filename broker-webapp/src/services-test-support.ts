@@ -3,6 +3,7 @@
 // compiled dist/ folders. The end-to-end test against real SPIRE is test/e2e/.
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
+import { connect, createServer, type Socket } from "node:net";
 import { fileURLToPath } from "node:url";
 import { FakeWorkloadApi, type IssueOptions, TestCa } from "@federation-demo/spiffe/testing";
 
@@ -37,13 +38,16 @@ export class Federation {
     this.stocksApi = stocksApi;
   }
 
-  /** Both trust domains, with no SVIDs issued yet. */
+  /**
+   * Both trust domains, with no SVIDs issued yet. The broker's agent listens on a unix
+   * socket, the stock market's on loopback TCP, so both address forms are used for real.
+   */
   static async create(): Promise<Federation> {
     const [brokerCa, stocksCa, brokerApi, stocksApi] = await Promise.all([
       TestCa.create("broker.org"),
       TestCa.create("stocksmarket.org"),
       FakeWorkloadApi.start(),
-      FakeWorkloadApi.start(),
+      FakeWorkloadApi.start({ tcp: true }),
     ]);
     return new Federation(brokerCa, stocksCa, brokerApi, stocksApi);
   }
@@ -158,23 +162,29 @@ export class ServiceProcess {
     });
   }
 
+  /** Where the next log line will be: pass it as `from` to wait only for lines after now. */
+  mark(): number {
+    return this.logs.length;
+  }
+
   /**
-   * The first log line (already logged or still to come) that passes `test`; with
-   * `fromLine`, only lines from that index on (e.g. `service.logs.length` before an action).
+   * The first log line from index `from` on (already logged or still to come) that
+   * passes `test`. Take `from` from mark() before the action whose line you await, so an
+   * earlier line cannot answer; 0 means any line since the process started.
    */
   waitForLog(
     test: (line: LogLine) => boolean,
     what: string,
-    timeoutMs = 10_000,
-    fromLine = 0,
+    options: { from: number; timeoutMs?: number },
   ): Promise<LogLine> {
-    const seen = this.logs.slice(fromLine).find(test);
+    const { from, timeoutMs = 10_000 } = options;
+    const seen = this.logs.slice(from).find(test);
     if (seen) return Promise.resolve(seen);
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         reject(
           new Error(
-            `${this.name}: no log line "${what}" within ${timeoutMs} ms` +
+            `${this.name}: no log line "${what}" from line ${from} on within ${timeoutMs} ms` +
               `${this.#exit ? ` (exited with ${JSON.stringify(this.#exit)})` : ""}; ` +
               `logs so far:\n${this.logs.map((l) => JSON.stringify(l)).join("\n")}\n${this.stderr}`,
           ),
@@ -192,10 +202,11 @@ export class ServiceProcess {
 
   /** Waits for the "listening" line and returns the port bound. */
   async port(timeoutMs = 10_000): Promise<number> {
+    // A process listens once, so any line since it started will do.
     const line = await this.waitForLog(
       (l) => typeof l.port === "number" && /listening/.test(l.msg),
       "listening",
-      timeoutMs,
+      { from: 0, timeoutMs },
     );
     return line.port as number;
   }
@@ -275,5 +286,50 @@ export async function eventually<T>(
       throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ""}`);
     }
     await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+/**
+ * A loopback port the test holds, forwarding each connection to `target` once set. A
+ * client can be given this address before the server behind it has listened (on port 0,
+ * reading its port from its log), instead of a port found free, released, and hoped to
+ * stay free until the server binds it. Connections arriving without a target are closed.
+ */
+export class TcpForwarder {
+  target: number | undefined;
+  readonly #sockets = new Set<Socket>();
+  readonly #server = createServer((client) => {
+    this.#track(client);
+    if (this.target === undefined) {
+      client.destroy();
+      return;
+    }
+    const upstream = this.#track(connect(this.target, "127.0.0.1"));
+    client.pipe(upstream).pipe(client);
+    client.on("close", () => upstream.destroy());
+    upstream.on("close", () => client.destroy());
+  });
+
+  #track(socket: Socket): Socket {
+    this.#sockets.add(socket);
+    socket.on("error", () => socket.destroy());
+    socket.on("close", () => this.#sockets.delete(socket));
+    return socket;
+  }
+
+  /** Listens on a free loopback port and returns it. */
+  listen(): Promise<number> {
+    return new Promise((resolve) => {
+      this.#server.listen(0, "127.0.0.1", () => {
+        resolve((this.#server.address() as { port: number }).port);
+      });
+    });
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => {
+      this.#server.close(() => resolve());
+      for (const socket of this.#sockets) socket.destroy();
+    });
   }
 }

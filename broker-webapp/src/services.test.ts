@@ -17,12 +17,14 @@ import {
   eventually,
   Federation,
   getPage,
+  type LogLine,
   QUOTES_ID,
   QUOTES_MAIN,
   ServiceProcess as Service,
   type ServiceProcess,
   startQuotesService,
   startWebapp,
+  TcpForwarder,
   tableRows,
   WEBAPP_ID,
   WEBAPP_MAIN,
@@ -135,6 +137,7 @@ describe("broker-webapp and stock-quotes-service across two trust domains", {
     await quotes.waitForLog(
       (l) => l.msg === "X.509 SVID received" && l.spiffeId === QUOTES_ID,
       "SVID received",
+      { from: 0 },
     );
     let html = await getPage(webPort);
     // Each load moves each quote with probability 1/4: load until every quote has opened.
@@ -166,7 +169,7 @@ describe("broker-webapp and stock-quotes-service across two trust domains", {
     const fresh = startWebapp(federation, `https://127.0.0.1:${quotesPort}/quotes`);
     try {
       const port = await fresh.port();
-      await fresh.waitForLog((l) => l.msg === "X.509 SVID received", "SVID received");
+      await fresh.waitForLog((l) => l.msg === "X.509 SVID received", "SVID received", { from: 0 });
       const acceptedBefore = quotes.logs.filter((l) => l.msg === "peer accepted").length;
       for (let load = 0; load < 100; load++) {
         const html = await getPage(port);
@@ -204,64 +207,89 @@ describe("broker-webapp and stock-quotes-service across two trust domains", {
   it("the quotes service refuses a client with another SPIFFE ID", async () => {
     const intruder = "spiffe://broker.org/intruder";
     const svid = (await federation.brokerCa.issue(intruder)).svid();
+    const from = quotes.mark();
     const answer = await rawGet(
       quotesPort,
       credentialsOf(svid),
       federation.stocksCa.bundle().toPem(),
     );
     assert.equal(answer.data, "", "no application data");
-    await quotes.waitForLog(
-      (l) => l.msg === "peer rejected" && l.peer === intruder,
-      "peer rejected (intruder)",
-    );
+    const line = await quotes.waitForLog((l) => l.msg === "peer rejected", "peer rejected", {
+      from,
+    });
+    assert.equal(line.peer, intruder);
+    assert.equal(line.code, "unauthorized");
+    assert.equal(line.reason, `peer ${intruder} is not the expected ${WEBAPP_ID}`);
   });
 
   it("the quotes service refuses a client without a certificate", async () => {
-    const rejectedBefore = quotes.logs.filter((l) => l.msg === "peer rejected").length;
+    const from = quotes.mark();
     const answer = await rawGet(quotesPort, undefined, federation.stocksCa.bundle().toPem());
     assert.equal(answer.data, "", "no application data");
-    await eventually(
-      async () =>
-        quotes.logs.filter((l) => l.msg === "peer rejected").length > rejectedBefore || undefined,
-      "a 'peer rejected' log line",
-    );
+    const line = await quotes.waitForLog((l) => l.msg === "peer rejected", "peer rejected", {
+      from,
+    });
+    assert.equal(line.code, "no-peer-certificate");
+    assert.equal(line.peer, undefined);
+    assert.match(String(line.reason), /^the peer presented no certificate/);
   });
 
-  it("the quotes service refuses the webapp's ID on a chain from the wrong trust domain", async () => {
+  it("the quotes service refuses the webapp's ID on a chain that broker.org's CA did not sign", async () => {
     // Signed by the stock market's CA, which the quotes service trusts, but for broker.org:
     // only broker.org's bundle may vouch for a broker.org ID.
     const crossSigned = (await federation.stocksCa.issue(WEBAPP_ID)).svid();
-    // And signed by a stranger calling itself broker.org.
+    // Signed by a stranger calling itself broker.org.
     const rogueCa = await TestCa.create("broker.org");
     const rogue = (await rogueCa.issue(WEBAPP_ID)).svid();
-    for (const svid of [crossSigned, rogue]) {
-      const rejectedBefore = quotes.logs.filter((l) => l.msg === "peer rejected").length;
+    // Naming broker.org's CA (name and key identifier), signed with the stranger's key.
+    const forged = (
+      await federation.brokerCa.issue(WEBAPP_ID, { forgeSignatureWith: rogueCa })
+    ).svid();
+    const cases: [string, X509Svid][] = [
+      ["cross-signed", crossSigned],
+      ["rogue CA", rogue],
+      ["forged signature", forged],
+    ];
+    for (const [what, svid] of cases) {
+      const from = quotes.mark();
       const answer = await rawGet(
         quotesPort,
         credentialsOf(svid),
         federation.stocksCa.bundle().toPem(),
       );
-      assert.equal(answer.data, "", "no application data");
-      const line = await eventually(
-        async () => quotes.logs.filter((l) => l.msg === "peer rejected")[rejectedBefore],
-        "a 'peer rejected' log line",
+      assert.equal(answer.data, "", `${what}: no application data`);
+      const line = await quotes.waitForLog((l) => l.msg === "peer rejected", "peer rejected", {
+        from,
+      });
+      assert.equal(line.peer, undefined, `${what}: refused before authorization`);
+      assert.equal(line.code, "untrusted", what);
+      assert.match(
+        String(line.reason),
+        /^peer certificate for spiffe:\/\/broker\.org\/webapp does not chain to the X\.509 bundle of broker\.org /,
+        what,
       );
-      assert.equal(line.peer, undefined, "refused before authorization");
-      assert.equal(typeof line.reason, "string");
     }
     // The page keeps working for the real webapp.
     assert.equal(tableRows(await getPage(webPort)).length, 11);
   });
 
   it("keeps working when either side's SVID rotates, and presents the new one", async () => {
+    const webappFrom = webapp.mark();
+    const quotesFrom = quotes.mark();
     const webappExpiry = await federation.issueWebappSvid({
       notAfter: new Date(Date.now() + 2 * 3600_000),
     });
     const quotesExpiry = await federation.issueQuotesSvid({
       notAfter: new Date(Date.now() + 3 * 3600_000),
     });
-    await webapp.waitForLog((l) => l.msg === "X.509 SVID rotated", "webapp SVID rotated");
-    await quotes.waitForLog((l) => l.msg === "X.509 SVID rotated", "quotes SVID rotated");
+    const rotated = (l: LogLine, expiry: Date) =>
+      l.msg === "X.509 SVID rotated" && l.expiresAt === expiry.toISOString();
+    await webapp.waitForLog((l) => rotated(l, webappExpiry), "webapp SVID rotated", {
+      from: webappFrom,
+    });
+    await quotes.waitForLog((l) => rotated(l, quotesExpiry), "quotes SVID rotated", {
+      from: quotesFrom,
+    });
     for (let load = 0; load < 5; load++) {
       const html = await getPage(webPort);
       assert.equal(tableRows(html).length, 11);
@@ -295,7 +323,10 @@ describe("broker-webapp and stock-quotes-service across two trust domains", {
     quotes = startQuotesService(federation, ["--log-level", "debug", "--port", String(quotesPort)]);
     await quotes.port();
     assert.equal(tableRows(await getPage(webPort)).length, 11);
-    const accepted = await quotes.waitForLog((l) => l.msg === "peer accepted", "peer accepted");
+    // A new process: its first accepted peer is the webapp reconnecting.
+    const accepted = await quotes.waitForLog((l) => l.msg === "peer accepted", "peer accepted", {
+      from: 0,
+    });
     assert.equal(accepted.peerSvidExpiresAt, webappExpiry.toISOString());
   });
 
@@ -303,10 +334,13 @@ describe("broker-webapp and stock-quotes-service across two trust domains", {
     const before = tableRows(await getPage(webPort));
     assert.deepEqual(await quotes.stop(), { code: 0, signal: null });
 
+    const from = webapp.mark();
     const down = await getPage(webPort);
     assert.match(down, /Quotes service unavailable<\/strong>: connection refused/);
     assert.deepEqual(tableRows(down), before, "the last quotes stay on the page");
-    await webapp.waitForLog((l) => l.msg === "quotes service unavailable", "unavailable logged");
+    await webapp.waitForLog((l) => l.msg === "quotes service unavailable", "unavailable logged", {
+      from,
+    });
     assert.equal((await health(webPort)).upstream.lastResult?.ok, false);
 
     quotes = startQuotesService(federation, ["--log-level", "debug", "--port", String(quotesPort)]);
@@ -363,17 +397,21 @@ describe("broker-webapp and stock-quotes-service across two trust domains", {
           /^(X\.509 SVID rotated|trust bundles changed)$/.test(l.msg) &&
           String(l.trustDomains) === expected,
         `bundles held: ${expected}`,
-        10_000,
-        fromLine,
+        { from: fromLine },
       );
-    let fromLine = webapp.logs.length;
+    let fromLine = webapp.mark();
     await federation.issueWebappSvid({}, false);
     await bundlesHeld("broker.org", fromLine);
     const html = await getPage(webPort);
-    assert.match(html, /Quotes service unavailable<\/strong>: mTLS refused: .*stocksmarket\.org/);
+    assert.ok(
+      html.includes(
+        "Quotes service unavailable</strong>: mTLS refused: no X.509 bundle for trust domain stocksmarket.org,",
+      ),
+      "the page says the stock market's bundle is missing",
+    );
     assert.ok(!html.includes("broker.org, stocksmarket.org"), "identity panel: one bundle left");
 
-    fromLine = webapp.logs.length;
+    fromLine = webapp.mark();
     await federation.issueWebappSvid();
     await bundlesHeld("broker.org,stocksmarket.org", fromLine);
     const back = await getPage(webPort);
@@ -382,30 +420,29 @@ describe("broker-webapp and stock-quotes-service across two trust domains", {
     assert.equal((await health(webPort)).upstream.lastResult?.ok, true);
 
     // The same on the quotes service's side: without broker.org's bundle, the webapp is out.
-    fromLine = quotes.logs.length;
+    fromLine = quotes.mark();
     await federation.issueQuotesSvid({}, false);
     await quotes.waitForLog(
       (l) => /^trust bundles changed/.test(l.msg),
       "quotes service: trust bundles changed",
-      10_000,
-      fromLine,
+      { from: fromLine },
     );
     assert.match(await getPage(webPort), /Quotes service unavailable<\/strong>/);
-    const rejected = await quotes.waitForLog(
-      (l) => l.msg === "peer rejected",
-      "webapp rejected",
-      10_000,
-      fromLine,
+    const rejected = await quotes.waitForLog((l) => l.msg === "peer rejected", "webapp rejected", {
+      from: fromLine,
+    });
+    assert.equal(rejected.code, "no-bundle");
+    assert.match(
+      String(rejected.reason),
+      /^no X\.509 bundle for trust domain broker\.org, so spiffe:\/\/broker\.org\/webapp cannot be authenticated/,
     );
-    assert.match(String(rejected.reason), /broker\.org/);
 
     await federation.issueQuotesSvid();
     await quotes.waitForLog(
       (l) =>
         l.msg === "X.509 SVID rotated" && String(l.trustDomains) === "broker.org,stocksmarket.org",
       "quotes service: broker.org bundle back",
-      10_000,
-      fromLine,
+      { from: fromLine },
     );
     assert.equal(tableRows(await getPage(webPort)).length, 11);
     assert.doesNotMatch(await getPage(webPort), /Quotes service unavailable/);
@@ -577,7 +614,9 @@ describe("broker-webapp against a misbehaving quotes server", { timeout: 120_000
     const webapp = startWebapp(federation, `https://127.0.0.1:${port}/quotes`);
     webapps.push(webapp);
     const webPort = await webapp.port();
-    await webapp.waitForLog((l) => l.msg === "X.509 SVID received", "SVID received");
+    await webapp.waitForLog((l) => l.msg === "X.509 SVID received", "SVID received", {
+      from: 0,
+    });
     return webPort;
   }
 
@@ -585,12 +624,20 @@ describe("broker-webapp against a misbehaving quotes server", { timeout: 120_000
     const { server, port } = await serverAs("spiffe://stocksmarket.org/impostor");
     const webPort = await webappFor(port);
     const html = await getPage(webPort);
-    assert.match(html, /Quotes service unavailable<\/strong>: mTLS refused: .*impostor/);
+    assert.ok(
+      html.includes(
+        "Quotes service unavailable</strong>: mTLS refused: peer spiffe://stocksmarket.org/impostor is not the expected spiffe://stocksmarket.org/quotes-service",
+      ),
+      "names the impostor and the expected ID",
+    );
     assert.equal(server.requests, 0, "no request reached the impostor");
     assert.equal(tableRows(html).length, 0);
     const report = await health(webPort);
     assert.equal(report.upstream.lastResult?.ok, false);
-    assert.match(report.upstream.lastResult?.reason ?? "", /impostor/);
+    assert.equal(
+      report.upstream.lastResult?.reason,
+      "mTLS refused: peer spiffe://stocksmarket.org/impostor is not the expected spiffe://stocksmarket.org/quotes-service",
+    );
     assert.equal(report.upstream.retries, 0);
     assert.equal(server.connections, 1, "not tried again");
   });
@@ -668,7 +715,12 @@ describe("broker-webapp against a misbehaving quotes server", { timeout: 120_000
     servers.push(rogue);
     const roguePort = await rogue.listen();
     const html = await getPage(await webappFor(roguePort));
-    assert.match(html, /Quotes service unavailable<\/strong>: mTLS refused: /);
+    assert.ok(
+      html.includes(
+        "Quotes service unavailable</strong>: mTLS refused: peer certificate for spiffe://stocksmarket.org/quotes-service does not chain to the X.509 bundle of stocksmarket.org ",
+      ),
+      "says the chain does not verify",
+    );
     assert.equal(rogue.requests, 0, "no request reached the rogue server");
 
     // Answers in plain text; resume() reads (and drops) the ClientHello so the socket can close.
@@ -678,7 +730,10 @@ describe("broker-webapp against a misbehaving quotes server", { timeout: 120_000
     );
     try {
       const page = await getPage(await webappFor(plainPort));
-      assert.match(page, /Quotes service unavailable<\/strong>: /);
+      assert.match(
+        page,
+        /Quotes service unavailable<\/strong>: TLS failure: .*wrong version number/,
+      );
       assert.equal(tableRows(page).length, 0);
     } finally {
       await new Promise((resolve) => plain.close(resolve));
@@ -767,27 +822,43 @@ describe("waiting for an SVID", { timeout: 120_000 }, () => {
     await federation?.stop();
   });
 
-  it("the webapp serves at once and explains; the quotes service waits; both come alive", async () => {
+  it("the webapp serves at once and explains; the quotes service waits; both come alive", async (t) => {
     const denied = "no identity issued";
     federation.brokerApi.failWith(PERMISSION_DENIED, denied);
     federation.stocksApi.failWith(PERMISSION_DENIED, denied);
 
-    // The quotes service cannot listen yet, so its port is chosen here for the webapp.
-    const free = createNetServer();
-    const quotesPort = await new Promise<number>((resolve) =>
-      free.listen(0, "127.0.0.1", () => resolve((free.address() as { port: number }).port)),
-    );
-    await new Promise((resolve) => free.close(resolve));
+    // The quotes service listens (on a port of its choosing) only once it has an SVID, but
+    // the webapp needs its address now: give it a port this test holds, forwarded later.
+    const forwarder = new TcpForwarder();
+    t.after(() => forwarder.close());
+    const frontPort = await forwarder.listen();
 
-    const quotes = startQuotesService(federation, ["--port", String(quotesPort)]);
+    assert.match(federation.stocksApi.address, /^tcp:\/\/127\.0\.0\.1:\d+$/);
+    const quotes = startQuotesService(federation, ["--health-port", "0"]);
     processes.push(quotes);
     await quotes.waitForLog(
       (l) => l.msg === "waiting for an X.509 SVID" && l.socket === federation.stocksApi.address,
       "waiting for an X.509 SVID",
+      { from: 0 },
     );
-    await quotes.waitForLog((l) => /still waiting/.test(l.msg), "still waiting (with the reason)");
+    // --health-port answers while the HTTPS port is not open yet.
+    const healthLine = await quotes.waitForLog(
+      (l) => l.msg === "health endpoint listening",
+      "health endpoint listening",
+      { from: 0 },
+    );
+    const quotesHealth = async () => {
+      const response = await fetch(String(healthLine.url));
+      assert.equal(response.status, 200);
+      return (await response.json()) as { hasSvid: boolean; spiffeId: string | null };
+    };
+    assert.match(String(healthLine.url), /^http:\/\/127\.0\.0\.1:\d+\/healthz$/);
+    assert.deepEqual(await quotesHealth(), { hasSvid: false, spiffeId: null, svidExpiresAt: null });
+    await quotes.waitForLog((l) => /still waiting/.test(l.msg), "still waiting (with the reason)", {
+      from: 0,
+    });
 
-    const webapp = startWebapp(federation, `https://127.0.0.1:${quotesPort}/quotes`);
+    const webapp = startWebapp(federation, `https://127.0.0.1:${frontPort}/quotes`);
     processes.push(webapp);
     const webPort = await webapp.port();
 
@@ -801,7 +872,7 @@ describe("waiting for an SVID", { timeout: 120_000 }, () => {
     assert.match(waiting, /location\.reload/);
     assert.equal((await health(webPort)).hasSvid, false);
     assert.equal(
-      quotes.logs.some((l) => /listening/.test(l.msg)),
+      quotes.logs.some((l) => /listening/.test(l.msg) && typeof l.port === "number"),
       false,
       "no HTTPS port without an SVID",
     );
@@ -812,7 +883,7 @@ describe("waiting for an SVID", { timeout: 120_000 }, () => {
     federation.stocksApi.failWith(undefined);
     await federation.issueWebappSvid();
     await federation.issueQuotesSvid();
-    assert.equal(await quotes.port(20_000), quotesPort);
+    forwarder.target = await quotes.port(20_000);
     await eventually(
       async () => {
         const html = await getPage(webPort);
@@ -822,6 +893,48 @@ describe("waiting for an SVID", { timeout: 120_000 }, () => {
       15_000,
     );
     assert.equal((await health(webPort)).hasSvid, true);
+    const alive = await quotesHealth();
+    assert.equal(alive.hasSvid, true);
+    assert.equal(alive.spiffeId, QUOTES_ID);
+  });
+
+  it("an SVID withdrawn by the agent is logged, and the page waits for a new one", async () => {
+    const own = await Federation.create();
+    try {
+      await own.issueWebappSvid();
+      const webapp = startWebapp(own, "https://127.0.0.1:1/quotes");
+      processes.push(webapp);
+      const webPort = await webapp.port();
+      await webapp.waitForLog((l) => l.msg === "X.509 SVID received", "SVID received", {
+        from: 0,
+      });
+
+      // The registration entry is deleted: PERMISSION_DENIED on the open stream.
+      const from = webapp.mark();
+      own.brokerApi.failWith(PERMISSION_DENIED, "entry deleted");
+      const withdrawn = await webapp.waitForLog(
+        (l) => l.msg === "X.509 SVID withdrawn",
+        "X.509 SVID withdrawn",
+        { from },
+      );
+      assert.equal(withdrawn.socket, own.brokerApi.address);
+      const html = await getPage(webPort);
+      assert.match(html, /Waiting for an X\.509 SVID/);
+      assert.match(html, /no registration entry matches this workload yet/);
+      assert.equal(tableRows(html).length, 0, "no quotes fetched without an SVID");
+      assert.equal((await health(webPort)).hasSvid, false);
+
+      // A new entry: the agent issues an SVID again.
+      own.brokerApi.failWith(undefined);
+      await own.issueWebappSvid();
+      await webapp.waitForLog((l) => l.msg === "X.509 SVID received", "SVID received again", {
+        from,
+      });
+      assert.equal((await health(webPort)).hasSvid, true);
+      assert.doesNotMatch(await getPage(webPort), /Waiting for an X\.509 SVID/);
+    } finally {
+      await own.stop();
+    }
   });
 });
 
@@ -879,7 +992,9 @@ describe("command lines and start-up errors", { timeout: 120_000 }, () => {
     try {
       const quotes = startQuotesService(federation);
       const webapp = startWebapp(federation, "https://127.0.0.1:1/quotes");
-      await quotes.waitForLog((l) => l.msg === "waiting for an X.509 SVID", "waiting");
+      await quotes.waitForLog((l) => l.msg === "waiting for an X.509 SVID", "waiting", {
+        from: 0,
+      });
       await webapp.port();
       assert.deepEqual(await quotes.stop("SIGINT"), { code: 0, signal: null });
       assert.deepEqual(await webapp.stop("SIGINT"), { code: 0, signal: null });

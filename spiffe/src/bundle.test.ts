@@ -4,8 +4,13 @@ import { BundleError, X509Bundle, X509BundleSet } from "./bundle.js";
 import { TrustDomain } from "./spiffeid.js";
 import { TestCa } from "./testing/ca.js";
 
-const broker = TrustDomain.parse("broker.org");
-const stocks = TrustDomain.parse("stocksmarket.org");
+// Parsed in a hook, so a broken parser fails tests instead of crashing the file.
+let broker: TrustDomain;
+let stocks: TrustDomain;
+before(() => {
+  broker = TrustDomain.parse("broker.org");
+  stocks = TrustDomain.parse("stocksmarket.org");
+});
 
 function assertBundleError(parse: () => unknown, code: string, fragment: string): void {
   assert.throws(parse, (error: unknown) => {
@@ -203,5 +208,55 @@ describe("X509BundleSet", () => {
       !both.equals(new X509BundleSet([rotated.bundle(), stocksCa.bundle()])),
       "a CA rotated",
     );
+    const otherCa = await TestCa.create("other.org");
+    assert.ok(
+      !both.equals(new X509BundleSet([brokerCa.bundle(), otherCa.bundle()])),
+      "as many trust domains, not the same ones",
+    );
+  });
+
+  it("lists trust domains sorted by name, whatever the order they came in", async () => {
+    const cas = await Promise.all(
+      ["zeta.org", "broker.org", "mid.org", "alpha.org"].map((name) => TestCa.create(name)),
+    );
+    const set = new X509BundleSet(cas.map((ca) => ca.bundle()));
+    assert.deepEqual(
+      set.trustDomains().map((td) => td.name),
+      ["alpha.org", "broker.org", "mid.org", "zeta.org"],
+    );
+  });
+});
+
+describe("X509Bundle.equals and errors", () => {
+  it("a bundle with one more CA certificate is another bundle", async () => {
+    const [one, two] = await Promise.all([
+      TestCa.create("broker.org"),
+      TestCa.create("broker.org"),
+    ]);
+    const single = one.bundle();
+    const double = X509Bundle.fromDer(broker, Buffer.concat([one.bundleDer(), two.bundleDer()]));
+    assert.ok(!single.equals(double));
+    assert.ok(!double.equals(single));
+  });
+
+  it("says which form was empty, and keeps the parser's error as the cause", () => {
+    assert.throws(() => X509Bundle.fromDer(broker, new Uint8Array()), {
+      message: "X.509 bundle for broker.org holds no certificates (empty DER)",
+    });
+    assert.throws(() => X509Bundle.fromPem(broker, ""), {
+      message: "X.509 bundle for broker.org holds no certificates (empty PEM)",
+    });
+    for (const parse of [
+      () => X509Bundle.fromDer(broker, Buffer.from("garbage")),
+      () =>
+        X509Bundle.fromPem(broker, "-----BEGIN CERTIFICATE-----\n!!\n-----END CERTIFICATE-----\n"),
+    ]) {
+      assert.throws(parse, (error: unknown) => {
+        assert.ok(error instanceof BundleError);
+        assert.equal(error.code, "malformed-bundle");
+        assert.ok(error.cause instanceof Error, "the underlying error is kept");
+        return true;
+      });
+    }
   });
 });

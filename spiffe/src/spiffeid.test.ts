@@ -139,3 +139,63 @@ describe("TrustDomain.parse", () => {
     it(`rejects ${what} (${rule})`, () => assertRule(() => TrustDomain.parse(input), rule));
   }
 });
+
+describe("SpiffeIdError messages", () => {
+  // Each message names the input and says, in words, which rule it broke.
+  const cases: [(text: string) => unknown, string, string][] = [
+    [parseSpiffeId, "", "the ID is empty"],
+    [
+      parseSpiffeId,
+      "SPIFFE://broker.org/webapp",
+      "a SPIFFE ID starts with 'spiffe://' (scheme in lower case)",
+    ],
+    [parseSpiffeId, "spiffe:///webapp", "the trust domain is empty"],
+    [
+      parseSpiffeId,
+      "spiffe://Broker.org/webapp",
+      `the trust domain may only hold lower-case letters, digits, '.', '-' and '_', not "B"`,
+    ],
+    [parseSpiffeId, "spiffe://broker.org:8443/webapp", "a trust domain may not carry a port"],
+    [parseSpiffeId, "spiffe://user@broker.org/webapp", "a trust domain may not carry user info"],
+    [parseSpiffeId, "spiffe://broker.org/webapp?x=1", "a query ('?') is not allowed"],
+    [parseSpiffeId, "spiffe://broker.org?x=1", "a query ('?') is not allowed"],
+    [parseSpiffeId, "spiffe://broker.org/webapp#frag", "a fragment ('#') is not allowed"],
+    [parseSpiffeId, "spiffe://broker.org#frag", "a fragment ('#') is not allowed"],
+    [parseSpiffeId, "spiffe://broker.org/web%20app", "percent-encoding is not allowed"],
+    [parseSpiffeId, "spiffe://broker%2eorg/webapp", "percent-encoding is not allowed"],
+    [parseSpiffeId, "spiffe://broker.org/a//b", "the path has an empty segment ('//')"],
+    [parseSpiffeId, "spiffe://broker.org/a/../webapp", "the path may not hold a '..' segment"],
+    [parseSpiffeId, "spiffe://broker.org/./x", "the path may not hold a '.' segment"],
+    [parseSpiffeId, "spiffe://broker.org/webapp/", "the path may not end with '/'"],
+    [
+      parseSpiffeId,
+      "spiffe://broker.org/a:b",
+      `path segments may only hold letters, digits, '.', '-' and '_', not ":"`,
+    ],
+    [
+      parseWorkloadId,
+      "spiffe://broker.org",
+      "a workload's SPIFFE ID needs a path, e.g. spiffe://example.org/service",
+    ],
+    [(text) => TrustDomain.parse(text), "", "the trust domain is empty"],
+    [
+      (text) => TrustDomain.parse(text),
+      "spiffe://broker.org/webapp",
+      "expected a trust domain, got a SPIFFE ID with a path",
+    ],
+  ];
+  for (const [parse, input, detail] of cases) {
+    it(`${JSON.stringify(input)}: ${detail}`, () => {
+      assert.throws(
+        () => parse(input),
+        (error: unknown) => {
+          assert.ok(error instanceof SpiffeIdError);
+          assert.equal(error.name, "SpiffeIdError");
+          assert.equal(error.input, input);
+          assert.equal(error.message, `invalid SPIFFE ID ${JSON.stringify(input)}: ${detail}`);
+          return true;
+        },
+      );
+    });
+  }
+});

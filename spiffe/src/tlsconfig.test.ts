@@ -5,7 +5,7 @@ import type { AddressInfo } from "node:net";
 import * as net from "node:net";
 import { before, describe, test } from "node:test";
 import * as tls from "node:tls";
-import { type Agent, request } from "undici";
+import { type Agent, request, Agent as UndiciAgent } from "undici";
 import { AuthorizationError, authorizeAny, authorizeID } from "./authorize.js";
 import { type X509Bundle, X509BundleSet, type X509BundleSource } from "./bundle.js";
 import { parseWorkloadId, type SpiffeId, type TrustDomain } from "./spiffeid.js";
@@ -25,8 +25,9 @@ import { VerificationError, X509Svid, type X509SvidSource } from "./x509svid.js"
 
 const WEBAPP = "spiffe://broker.org/webapp";
 const QUOTES = "spiffe://stocksmarket.org/quotes-service";
-const webappId = parseWorkloadId(WEBAPP);
-const quotesId = parseWorkloadId(QUOTES);
+// Parsed in the hook below, so a broken parser fails tests instead of crashing the file.
+let webappId: SpiffeId;
+let quotesId: SpiffeId;
 
 /** An SVID source a test can rotate or empty at will. */
 class MutableSvidSource implements X509SvidSource {
@@ -70,6 +71,8 @@ let webapp: IssuedSvid;
 let quotes: IssuedSvid;
 
 before(async () => {
+  webappId = parseWorkloadId(WEBAPP);
+  quotesId = parseWorkloadId(QUOTES);
   brokerCa = await TestCa.create("broker.org");
   stocksCa = await TestCa.create("stocksmarket.org");
   webapp = await brokerCa.issue(WEBAPP);
@@ -387,6 +390,56 @@ describe("rejections", () => {
     expectVerificationError(error, "untrusted");
   });
 
+  // Forged signatures: the certificate names the trusted CA (subject name and authority
+  // key identifier) but another key signed it, so only the signature check refuses it.
+  async function forgedSvids(ca: TestCa, id: string): Promise<[string, X509Svid][]> {
+    const forger = await TestCa.create(ca.trustDomain);
+    const forgedIntermediate = await ca.createIntermediate({ forgeSignatureWith: forger });
+    return [
+      ["forged leaf", (await ca.issue(id, { forgeSignatureWith: forger })).svid()],
+      ["forged intermediate", (await forgedIntermediate.issue(id)).svid()],
+    ];
+  }
+
+  test("server refuses a client whose leaf or intermediate has a forged signature", async (t) => {
+    const { url, log } = await startHttpsServer(t);
+    for (const [what, svid] of await forgedSvids(brokerCa, WEBAPP)) {
+      const rejectedBefore = log.rejected.length;
+      await requestError(
+        url,
+        agentFor(t, clientConfig({ svidSource: new MutableSvidSource(svid) })),
+      );
+      assert.equal(log.rejected.length, rejectedBefore + 1, what);
+      expectVerificationError(log.rejected[rejectedBefore], "untrusted");
+      assert.match(
+        String(log.rejected[rejectedBefore]),
+        /does not chain to the X\.509 bundle of broker\.org/,
+        what,
+      );
+    }
+    assert.equal(log.requests, 0);
+    assert.deepEqual(log.accepted, []);
+  });
+
+  test("client refuses a server whose leaf or intermediate has a forged signature", async (t) => {
+    for (const [what, svid] of await forgedSvids(stocksCa, QUOTES)) {
+      const { url, port, log } = await startHttpsServer(t, {
+        svidSource: new MutableSvidSource(svid),
+      });
+      const error = rootCause(await requestError(url, agentFor(t, clientConfig())));
+      expectVerificationError(error, "untrusted");
+      assert.match(String(error), /does not chain to the X\.509 bundle of stocksmarket\.org/, what);
+      assert.equal(log.requests, 0, what);
+      await assert.rejects(
+        connectMtls(clientConfig(), { host: "127.0.0.1", port }),
+        (thrown: unknown) => {
+          expectVerificationError(thrown, "untrusted");
+          return true;
+        },
+      );
+    }
+  });
+
   test("server refuses a client that sends no certificate; it gets no data", async (t) => {
     const { port, log } = await startHttpsServer(t);
     const { received } = await rawClient(port);
@@ -397,6 +450,25 @@ describe("rejections", () => {
     const error = log.rejected[0];
     assert.ok(error instanceof MtlsError);
     assert.equal(error.code, "no-peer-certificate");
+    assert.equal(
+      error.message,
+      "the peer presented no certificate; SPIFFE mTLS requires an X.509-SVID on both sides",
+    );
+  });
+
+  test("server reads at most 16 certificates of a chain, and refuses more than 10", async (t) => {
+    let ca = brokerCa;
+    for (let i = 0; i < 17; i++) ca = await ca.createIntermediate();
+    const long = (await ca.issue(WEBAPP)).svid();
+    assert.equal(long.certificates.length, 18);
+    const { url, log } = await startHttpsServer(t);
+    await requestError(url, agentFor(t, clientConfig({ svidSource: new MutableSvidSource(long) })));
+    assert.equal(log.rejected.length, 1);
+    expectVerificationError(log.rejected[0], "untrusted");
+    assert.equal(
+      log.rejected[0]?.message,
+      "the peer sent 16 certificates; at most 10 are accepted",
+    );
   });
 
   test("a peer from a trust domain without a bundle is refused, on either side", async (t) => {
@@ -650,20 +722,34 @@ describe("connections and sessions", () => {
     assert.deepEqual(log.accepted.map(String), [WEBAPP]);
   });
 
-  test("client never offers a session for resumption", async (t) => {
-    // A plain TLS server that would resume sessions (tickets on by default).
+  test("client never offers a session for resumption (undici's own connector would)", async (t) => {
+    // A plain TLS server that would resume sessions; it answers one request per connection.
     const reused: boolean[] = [];
     const server = plainTlsServer(quotes.svid(), (socket) => {
       reused.push(socket.isSessionReused());
-      socket.end();
+      socket.once("data", () => {
+        socket.end("HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok");
+      });
     });
     closeAtEnd(t, server);
     const port = await listen(server);
-    for (let i = 0; i < 3; i++) {
-      const socket = await connectMtls(clientConfig(), { host: "127.0.0.1", port });
-      socket.resume();
-      await once(socket, "close");
-    }
+    const url = `https://127.0.0.1:${port}/`;
+    const threeRequests = async (dispatcher: Agent) => {
+      for (let i = 0; i < 3; i++) {
+        const response = await request(url, { dispatcher });
+        assert.equal(await response.body.text(), "ok");
+      }
+    };
+
+    // Control: undici's own connector caches sessions, and this server resumes them.
+    const plain = new UndiciAgent({ connect: { rejectUnauthorized: false } });
+    t.after(() => plain.close());
+    await threeRequests(plain);
+    assert.equal(reused[0], false);
+    assert.ok(reused.includes(true), "the control never resumed, so this test would prove nothing");
+
+    reused.length = 0;
+    await threeRequests(agentFor(t, clientConfig()));
     assert.deepEqual(reused, [false, false, false]);
   });
 

@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
-import { createPrivateKey } from "node:crypto";
+import { createPrivateKey, X509Certificate } from "node:crypto";
 import { before, describe, it } from "node:test";
 import { createSecureContext } from "node:tls";
 import { X509Bundle, X509BundleSet } from "./bundle.js";
+import { SpiffeIdError } from "./spiffeid.js";
 import { type KeyAlgorithm, TestCa } from "./testing/ca.js";
 import {
   SvidError,
@@ -187,6 +188,38 @@ for (const algorithm of ["ec-p256", "rsa-2048"] as KeyAlgorithm[]) {
       );
     });
 
+    it("rejects a leaf naming the trusted CA (name and key identifier) but signed by another key", async () => {
+      const forger = await TestCa.create("broker.org", algorithm);
+      const { certificates } = await brokerCa.issue(WEBAPP, { forgeSignatureWith: forger });
+      const [leaf] = certificates;
+      assert.ok(leaf);
+      // Names and key identifiers match, so only the signature check can refuse it.
+      assert.ok(leaf.checkIssued(brokerCa.certificate), "the leaf names the trusted CA");
+      assert.ok(leaf.verify(forger.certificate.publicKey), "signed by the forger");
+      assertRule(
+        () => verifyX509Svid(certificates, bundles),
+        "untrusted",
+        "does not chain to the X.509 bundle of broker.org",
+      );
+    });
+
+    it("rejects an intermediate naming the trusted CA but signed by another key", async () => {
+      const forger = await TestCa.create("broker.org", algorithm);
+      const intermediate = await brokerCa.createIntermediate({ forgeSignatureWith: forger });
+      assert.ok(intermediate.certificate.checkIssued(brokerCa.certificate));
+      const { certificates } = await intermediate.issue(WEBAPP);
+      assert.equal(certificates.length, 2);
+      assertRule(
+        () => verifyX509Svid(certificates, bundles),
+        "untrusted",
+        "does not chain to the X.509 bundle of broker.org (1 bundle certificate(s), 1 intermediate(s) sent)",
+      );
+      // The same leaf under an honestly signed intermediate is fine.
+      const honest = await brokerCa.createIntermediate();
+      const accepted = await honest.issue(WEBAPP);
+      assert.equal(verifyX509Svid(accepted.certificates, bundles).toString(), WEBAPP);
+    });
+
     it("rejects a leaf that is a CA", async () => {
       const { certificates } = await brokerCa.issue(WEBAPP, { isCa: true });
       assertRule(() => verifyX509Svid(certificates, bundles), "leaf-is-ca", "basicConstraints");
@@ -317,6 +350,59 @@ describe("verifyX509Svid across key algorithms", () => {
   });
 });
 
+describe("verifyX509Svid chain length", () => {
+  it("accepts up to 10 certificates (a leaf and nine intermediates), not 11", async () => {
+    const root = await TestCa.create("broker.org");
+    let ca = root;
+    for (let i = 0; i < 9; i++) ca = await ca.createIntermediate();
+    const { certificates } = await ca.issue(WEBAPP);
+    assert.equal(certificates.length, 10);
+    const bundles = new X509BundleSet([root.bundle()]);
+    assert.equal(verifyX509Svid(certificates, bundles).toString(), WEBAPP);
+    const withRoot = [...certificates, root.certificate];
+    assertRule(
+      () => verifyX509Svid(withRoot, bundles),
+      "untrusted",
+      "the peer sent 11 certificates; at most 10 are accepted",
+    );
+  });
+});
+
+describe("verifyX509Svid path search", () => {
+  it("stops after 200 issuer checks when a chain is built to make it explode", async (t) => {
+    // Nine copies of one CA certificate (same name and key): each copy issued every
+    // other, so without a bound the search would try every ordering of them (9! paths,
+    // millions of signature checks) before giving up on a bundle none of them chain to.
+    const renewed = await TestCa.create("broker.org");
+    const copies = await Promise.all(Array.from({ length: 9 }, () => renewed.reissue()));
+    const [leaf] = (await renewed.issue(WEBAPP)).certificates;
+    assert.ok(leaf);
+    const chain = [leaf, ...copies];
+    const otherBroker = await TestCa.create("broker.org");
+
+    // Count the issuer checks; past 1000 the bound is clearly gone, so stop the search.
+    const checkIssued = X509Certificate.prototype.checkIssued;
+    let checks = 0;
+    t.mock.method(
+      X509Certificate.prototype,
+      "checkIssued",
+      function (this: X509Certificate, issuer: X509Certificate) {
+        checks += 1;
+        if (checks > 1000) throw new Error("the path search went past 1000 issuer checks");
+        return checkIssued.call(this, issuer);
+      },
+    );
+    assertRule(
+      () => verifyX509Svid(chain, new X509BundleSet([otherBroker.bundle()])),
+      "untrusted",
+      "does not chain to the X.509 bundle of broker.org (1 bundle certificate(s), 9 intermediate(s) sent)",
+    );
+    assert.equal(checks, 200, "the bound on issuer checks");
+    // Control: the same chain verifies against its own CA.
+    assert.equal(verifyX509Svid(chain, new X509BundleSet([renewed.bundle()])).toString(), WEBAPP);
+  });
+});
+
 describe("X509Svid", () => {
   let brokerCa: TestCa;
   before(async () => {
@@ -411,3 +497,220 @@ describe("X509Svid", () => {
     assertSvidError(() => X509Svid.fromDer(chainDer, keyDer), "missing-path", "needs a path");
   });
 });
+
+describe("verifyX509Svid messages and edges", () => {
+  let brokerCa: TestCa;
+  let bundles: X509BundleSet;
+  before(async () => {
+    brokerCa = await TestCa.create("broker.org");
+    bundles = new X509BundleSet([brokerCa.bundle()]);
+  });
+
+  function assertExact(verify: () => unknown, rule: VerificationRule, message: string) {
+    assert.throws(verify, (error: unknown) => {
+      assert.ok(error instanceof VerificationError, `expected VerificationError, got ${error}`);
+      assert.equal(error.code, rule);
+      assert.equal(error.message, message);
+      return true;
+    });
+  }
+
+  it("says exactly which rule a leaf broke", async () => {
+    assertExact(() => verifyX509Svid([], bundles), "empty-chain", "the peer sent no certificate");
+    const noSan = await brokerCa.issue(WEBAPP, { uris: [] });
+    assertExact(
+      () => verifyX509Svid(noSan.certificates, bundles),
+      "no-uri-san",
+      "the peer's certificate has no URI SAN, so it carries no SPIFFE ID",
+    );
+    const twoSans = await brokerCa.issue(WEBAPP, { uris: [WEBAPP, "spiffe://broker.org/admin"] });
+    assertExact(
+      () => verifyX509Svid(twoSans.certificates, bundles),
+      "multiple-uri-sans",
+      "the peer's certificate has 2 URI SANs (spiffe://broker.org/webapp, spiffe://broker.org/admin); an X.509-SVID has exactly one",
+    );
+    const noPath = await brokerCa.issue("spiffe://broker.org");
+    assertExact(
+      () => verifyX509Svid(noPath.certificates, bundles),
+      "missing-path",
+      "the peer's SPIFFE ID spiffe://broker.org has no path; a workload's ID names the workload, e.g. spiffe://broker.org/service",
+    );
+    const stranger = await (await TestCa.create("broker.org")).issue(WEBAPP);
+    assertExact(
+      () => verifyX509Svid(stranger.certificates, bundles),
+      "untrusted",
+      "peer certificate for spiffe://broker.org/webapp does not chain to the X.509 bundle of broker.org (1 bundle certificate(s), 0 intermediate(s) sent); only that trust domain's bundle may vouch for its IDs",
+    );
+  });
+
+  it("keeps the cause of an invalid SPIFFE ID and of a malformed leaf", async () => {
+    const badId = await brokerCa.issue("spiffe://broker.org/a%41");
+    assert.throws(
+      () => verifyX509Svid(badId.certificates, bundles),
+      (error: unknown) =>
+        error instanceof VerificationError && error.cause instanceof SpiffeIdError,
+    );
+    const repeated = await brokerCa.issue(WEBAPP, { secondSanExtensionUris: [WEBAPP] });
+    assert.throws(
+      () => verifyX509Svid(repeated.certificates, bundles),
+      (error: unknown) => {
+        assert.ok(error instanceof VerificationError);
+        assert.equal(
+          error.message,
+          "the peer's leaf certificate is malformed: extension 2.5.29.17 appears more than once",
+        );
+        assert.ok(error.cause instanceof Error);
+        return true;
+      },
+    );
+  });
+
+  it("refuses a malformed certificate anywhere in what the peer sent, even one not needed", async () => {
+    const { certificates } = await brokerCa.issue(WEBAPP);
+    const malformed = (await brokerCa.issue(WEBAPP, { secondSanExtensionUris: [WEBAPP] }))
+      .certificates[0];
+    assert.ok(malformed);
+    assertExact(
+      () => verifyX509Svid([...certificates, malformed], bundles),
+      "malformed-certificate",
+      "intermediate certificate 1 sent by spiffe://broker.org/webapp is malformed: extension 2.5.29.17 appears more than once",
+    );
+  });
+
+  it("names an unfit issuer by its subject on one line", async () => {
+    const notCa = await brokerCa.createIntermediate({ isCa: false });
+    const { certificates } = await notCa.issue(WEBAPP);
+    assert.throws(
+      () => verifyX509Svid(certificates, bundles),
+      (error: unknown) =>
+        error instanceof VerificationError &&
+        /^intermediate certificate "CN=broker\.org intermediate \d+, O=TestCa" signed the chain but is not a CA \(basicConstraints cA false\)$/.test(
+          error.message,
+        ),
+    );
+  });
+
+  it("a certificate is valid at the very first and the very last instant of its validity", async () => {
+    const notBefore = new Date(Math.floor(Date.now() / 1000) * 1000 - 60_000);
+    const notAfter = new Date(notBefore.getTime() + HOUR_MS);
+    const { certificates } = await brokerCa.issue(WEBAPP, { notBefore, notAfter });
+    assert.equal(verifyX509Svid(certificates, bundles, notBefore).toString(), WEBAPP);
+    assert.equal(verifyX509Svid(certificates, bundles, notAfter).toString(), WEBAPP);
+    assertRule(
+      () => verifyX509Svid(certificates, bundles, new Date(notBefore.getTime() - 1)),
+      "not-yet-valid",
+    );
+    assertRule(
+      () => verifyX509Svid(certificates, bundles, new Date(notAfter.getTime() + 1)),
+      "expired",
+    );
+  });
+
+  it("a signature check that fails with an error counts as a bad signature", async (t) => {
+    const { certificates } = await brokerCa.issue(WEBAPP);
+    t.mock.method(X509Certificate.prototype, "verify", () => {
+      throw new Error("unsupported key");
+    });
+    assertRule(() => verifyX509Svid(certificates, bundles), "untrusted", "does not chain");
+  });
+});
+
+describe("X509Svid details", () => {
+  let brokerCa: TestCa;
+  before(async () => {
+    brokerCa = await TestCa.create("broker.org");
+  });
+
+  it("has no hint unless the Workload API gave one", async () => {
+    const issued = await brokerCa.issue(WEBAPP);
+    const svid = X509Svid.fromDer(issued.chainDer, issued.keyDer);
+    assert.equal(svid.hint, "");
+    assert.equal(X509Svid.fromPem(svid.certificatesPem(), svid.privateKeyPem()).hint, "");
+    assert.equal(new X509Svid(svid.id, svid.certificates, svid.privateKey).hint, "");
+  });
+
+  it("an SVID built without certificates has no leaf", async () => {
+    const svid = (await brokerCa.issue(WEBAPP)).svid();
+    const empty = new X509Svid(svid.id, [], svid.privateKey);
+    assertSvidErrorExact(
+      () => empty.leaf,
+      "empty-chain",
+      "X.509-SVID for spiffe://broker.org/webapp has no certificates",
+    );
+  });
+
+  it("says what is wrong with PEM input and keeps the cause", async () => {
+    const svid = (await brokerCa.issue(WEBAPP)).svid();
+    assertSvidErrorExact(
+      () =>
+        X509Svid.fromPem(
+          "-----BEGIN PRIVATE KEY-----\nAA\n-----END PRIVATE KEY-----\n",
+          svid.privateKeyPem(),
+        ),
+      "malformed-chain",
+      "X.509-SVID chain PEM is unreadable: expected only CERTIFICATE blocks in PEM, found a PRIVATE KEY block",
+      true,
+    );
+    assertSvidErrorExact(
+      () => X509Svid.fromPem(svid.certificatesPem(), "not a key"),
+      "malformed-key",
+      /^X\.509-SVID private key PEM is unreadable \(expected an unencrypted PKCS#8 or SEC1 key\): /,
+      true,
+    );
+  });
+
+  it("keeps the cause of unreadable DER, of a bad key and of an invalid ID", async () => {
+    const issued = await brokerCa.issue(WEBAPP);
+    assertSvidErrorExact(
+      () => X509Svid.fromDer(Buffer.from("garbage"), issued.keyDer),
+      "malformed-chain",
+      /^X\.509-SVID chain is not concatenated DER certificates: /,
+      true,
+    );
+    assertSvidErrorExact(
+      () => X509Svid.fromDer(issued.chainDer, Buffer.from("nokey")),
+      "malformed-key",
+      /^X\.509-SVID private key is not unencrypted PKCS#8 DER: /,
+      true,
+    );
+    const badId = await brokerCa.issue("spiffe://broker.org/a%41");
+    assertSvidErrorExact(
+      () => X509Svid.fromDer(badId.chainDer, badId.keyDer),
+      "invalid-spiffe-id",
+      /^X\.509-SVID leaf URI SAN is not a valid SPIFFE ID: invalid SPIFFE ID/,
+      true,
+    );
+  });
+
+  it("refuses a malformed leaf and lists every URI SAN of a leaf with several", async () => {
+    const repeated = await brokerCa.issue(WEBAPP, { secondSanExtensionUris: [WEBAPP] });
+    assertSvidErrorExact(
+      () => X509Svid.fromDer(repeated.chainDer, repeated.keyDer),
+      "malformed-chain",
+      "X.509-SVID leaf certificate is malformed: extension 2.5.29.17 appears more than once",
+      true,
+    );
+    const two = await brokerCa.issue(WEBAPP, { uris: [WEBAPP, "spiffe://broker.org/other"] });
+    assertSvidErrorExact(
+      () => X509Svid.fromDer(two.chainDer, two.keyDer),
+      "multiple-uri-sans",
+      "X.509-SVID leaf certificate has 2 URI SANs (spiffe://broker.org/webapp, spiffe://broker.org/other); exactly one is allowed",
+    );
+  });
+});
+
+function assertSvidErrorExact(
+  parse: () => unknown,
+  code: string,
+  message: string | RegExp,
+  cause = false,
+): void {
+  assert.throws(parse, (error: unknown) => {
+    assert.ok(error instanceof SvidError, `expected SvidError, got ${String(error)}`);
+    assert.equal(error.code, code);
+    if (typeof message === "string") assert.equal(error.message, message);
+    else assert.match(error.message, message);
+    assert.equal(error.cause instanceof Error, cause, "carries the underlying error");
+    return true;
+  });
+}

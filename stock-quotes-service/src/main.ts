@@ -15,6 +15,7 @@ import {
   AuthorizationError,
   authorizeID,
   createMtlsHttpsServer,
+  SpiffeError,
   X509Source,
 } from "@federation-demo/spiffe";
 import type { Logger } from "pino";
@@ -82,6 +83,7 @@ async function run(options: QuotesServiceOptions, log: Logger): Promise<void> {
             {
               remoteAddress,
               peer: error instanceof AuthorizationError ? error.peerId.toString() : undefined,
+              code: error instanceof SpiffeError ? error.code : undefined,
               reason: error.message,
             },
             "peer rejected",

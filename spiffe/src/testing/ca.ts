@@ -11,6 +11,18 @@ x509.cryptoProvider.set(webcrypto as unknown as webcrypto.Crypto);
 
 export type KeyAlgorithm = "ec-p256" | "rsa-2048";
 
+/** An extension added as given (see testing/extensions.ts for ready-made ones). */
+export interface ExtraExtension {
+  oid: string;
+  critical: boolean;
+  /** DER of the extnValue contents. */
+  value: Uint8Array;
+}
+
+function extraExtensions(extra: readonly ExtraExtension[] | undefined): x509.Extension[] {
+  return (extra ?? []).map((e) => new x509.Extension(e.oid, e.critical, Buffer.from(e.value)));
+}
+
 export interface IssueOptions {
   /** Default: the issuing CA's own algorithm. */
   keyAlgorithm?: KeyAlgorithm;
@@ -32,6 +44,18 @@ export interface IssueOptions {
    * extension would miss an identity.
    */
   secondSanExtensionUris?: string[];
+  /**
+   * A forged signature: the leaf still names this CA as its issuer (subject name and
+   * authority key identifier), but is signed with `forger`'s key. Only the signature
+   * check can tell it from a real one.
+   */
+  forgeSignatureWith?: TestCa;
+  /** Subject name (default "CN=svid,O=TestCa"); "" makes an empty subject. */
+  subject?: string;
+  /** Mark the subjectAltName extension critical (as with an empty subject). */
+  sanCritical?: boolean;
+  /** More extensions, e.g. an unknown critical one. */
+  extensions?: ExtraExtension[];
 }
 
 /** Knobs for intermediates, so broken intermediates can be tested too. */
@@ -44,6 +68,12 @@ export interface IntermediateOptions {
   isCa?: boolean;
   /** basicConstraints pathLenConstraint (default: none). */
   pathLength?: number;
+  /** As IssueOptions.forgeSignatureWith: names this CA, signed with `forger`'s key. */
+  forgeSignatureWith?: TestCa;
+  /** More extensions, e.g. name constraints. */
+  extensions?: ExtraExtension[];
+  /** URI SANs (default [spiffe://<trust domain>]). */
+  uris?: string[];
 }
 
 export interface IssuedSvid {
@@ -113,6 +143,33 @@ function keyUsageFlags(usage: IssueOptions["keyUsage"]): number {
   return flags;
 }
 
+/** A SPIRE-shaped self-signed root certificate for `keys`. */
+async function selfSignedRoot(
+  trustDomain: string,
+  keyAlgorithm: KeyAlgorithm,
+  keys: webcrypto.CryptoKeyPair,
+  validity: { notBefore?: Date; notAfter?: Date; extensions?: ExtraExtension[] },
+): Promise<x509.X509Certificate> {
+  const now = Date.now();
+  return x509.X509CertificateGenerator.createSelfSigned({
+    name: `CN=${trustDomain} root,O=TestCa`,
+    keys,
+    notBefore: validity.notBefore ?? new Date(now - MINUTE_MS),
+    notAfter: validity.notAfter ?? new Date(now + DAY_MS),
+    signingAlgorithm: signingAlgorithm(keyAlgorithm),
+    extensions: [
+      new x509.BasicConstraintsExtension(true, undefined, true),
+      new x509.KeyUsagesExtension(
+        x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign,
+        true,
+      ),
+      new x509.SubjectAlternativeNameExtension([{ type: "url", value: `spiffe://${trustDomain}` }]),
+      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
+      ...extraExtensions(validity.extensions),
+    ],
+  });
+}
+
 export class TestCa {
   readonly trustDomain: string;
   readonly keyAlgorithm: KeyAlgorithm;
@@ -148,29 +205,20 @@ export class TestCa {
   static async create(
     trustDomain: string,
     keyAlgorithm: KeyAlgorithm = "ec-p256",
-    validity: { notBefore?: Date; notAfter?: Date } = {},
+    validity: { notBefore?: Date; notAfter?: Date; extensions?: ExtraExtension[] } = {},
   ): Promise<TestCa> {
     const keys = await generateKeys(keyAlgorithm);
-    const now = Date.now();
-    const cert = await x509.X509CertificateGenerator.createSelfSigned({
-      name: `CN=${trustDomain} root,O=TestCa`,
-      keys,
-      notBefore: validity.notBefore ?? new Date(now - MINUTE_MS),
-      notAfter: validity.notAfter ?? new Date(now + DAY_MS),
-      signingAlgorithm: signingAlgorithm(keyAlgorithm),
-      extensions: [
-        new x509.BasicConstraintsExtension(true, undefined, true),
-        new x509.KeyUsagesExtension(
-          x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign,
-          true,
-        ),
-        new x509.SubjectAlternativeNameExtension([
-          { type: "url", value: `spiffe://${trustDomain}` },
-        ]),
-        await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
-      ],
-    });
+    const cert = await selfSignedRoot(trustDomain, keyAlgorithm, keys, validity);
     return new TestCa(trustDomain, keyAlgorithm, keys, cert, undefined);
+  }
+
+  /**
+   * Another self-signed certificate for this root, with the same name and key (as when a
+   * CA renews its certificate but keeps its key). Each such copy "issued" every other.
+   */
+  async reissue(): Promise<X509Certificate> {
+    if (this.root !== this.nodeCert) throw new Error("TestCa.reissue: only a root can reissue");
+    return toNode(await selfSignedRoot(this.trustDomain, this.keyAlgorithm, this.keys, {}));
   }
 
   /** This CA's own certificate. */
@@ -193,6 +241,18 @@ export class TestCa {
     return Buffer.from(this.root.raw);
   }
 
+  /** The key that signs what this CA issues: its own, or a forger's. */
+  private signer(forger: TestCa | undefined): {
+    signingKey: webcrypto.CryptoKey;
+    signingAlgorithm: webcrypto.Algorithm | webcrypto.EcdsaParams;
+  } {
+    const signing = forger ?? this;
+    return {
+      signingKey: signing.keys.privateKey,
+      signingAlgorithm: signingAlgorithm(signing.keyAlgorithm),
+    };
+  }
+
   /** An intermediate CA signed by this one; its SVIDs carry it in their chain. */
   async createIntermediate(options: IntermediateOptions = {}): Promise<TestCa> {
     const keyAlgorithm = options.keyAlgorithm ?? this.keyAlgorithm;
@@ -204,10 +264,9 @@ export class TestCa {
       subject: `CN=${this.trustDomain} intermediate ${intermediateCount},O=TestCa`,
       issuer: this.ownCert.subject,
       publicKey: keys.publicKey,
-      signingKey: this.keys.privateKey,
+      ...this.signer(options.forgeSignatureWith),
       notBefore: options.notBefore ?? new Date(now - MINUTE_MS),
       notAfter: options.notAfter ?? new Date(now + DAY_MS),
-      signingAlgorithm: signingAlgorithm(this.keyAlgorithm),
       extensions: [
         new x509.BasicConstraintsExtension(isCa, isCa ? options.pathLength : undefined, true),
         // keyCertSign even when cA is false, so that only basicConstraints is wrong.
@@ -215,11 +274,15 @@ export class TestCa {
           x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign,
           true,
         ),
-        new x509.SubjectAlternativeNameExtension([
-          { type: "url", value: `spiffe://${this.trustDomain}` },
-        ]),
+        new x509.SubjectAlternativeNameExtension(
+          (options.uris ?? [`spiffe://${this.trustDomain}`]).map((value) => ({
+            type: "url" as const,
+            value,
+          })),
+        ),
         await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
         await x509.AuthorityKeyIdentifierExtension.create(this.keys.publicKey),
+        ...extraExtensions(options.extensions),
       ],
     });
     return new TestCa(this.trustDomain, keyAlgorithm, keys, cert, this);
@@ -246,7 +309,12 @@ export class TestCa {
     const flags = keyUsageFlags(options.keyUsage);
     if (flags !== 0) extensions.push(new x509.KeyUsagesExtension(flags, true));
     // An empty SAN extension is invalid DER-wise, so "no URI SAN" leaves it out entirely.
-    if (names.length > 0) extensions.push(new x509.SubjectAlternativeNameExtension(names, false));
+    if (names.length > 0) {
+      extensions.push(
+        new x509.SubjectAlternativeNameExtension(names, options.sanCritical ?? false),
+      );
+    }
+    extensions.push(...extraExtensions(options.extensions));
     if (options.secondSanExtensionUris) {
       const second = options.secondSanExtensionUris.map((value) => ({
         type: "url" as const,
@@ -255,13 +323,12 @@ export class TestCa {
       extensions.push(new x509.SubjectAlternativeNameExtension(second, false));
     }
     const cert = await x509.X509CertificateGenerator.create({
-      subject: "CN=svid,O=TestCa",
+      subject: options.subject ?? "CN=svid,O=TestCa",
       issuer: this.ownCert.subject,
       publicKey: keys.publicKey,
-      signingKey: this.keys.privateKey,
+      ...this.signer(options.forgeSignatureWith),
       notBefore: options.notBefore ?? new Date(now - MINUTE_MS),
       notAfter: options.notAfter ?? new Date(now + HOUR_MS),
-      signingAlgorithm: signingAlgorithm(this.keyAlgorithm),
       extensions,
     });
     const certificates = [toNode(cert), ...this.intermediates];

@@ -15,7 +15,7 @@ import {
   workloadApiService,
 } from "../workloadapi/proto.js";
 
-/** Test-only in-process Workload API server on a unix socket. */
+/** Test-only in-process Workload API server on a unix socket (or loopback TCP). */
 
 export interface FakeSvid {
   spiffeId: string;
@@ -34,11 +34,17 @@ export interface FakeX509Response {
 export interface FakeCall {
   method: "FetchX509SVID" | "FetchX509Bundles";
   metadata: Metadata;
+  /** When it arrived (Date.now()). */
+  at: number;
+  /** The error status it was answered with; unset while it streams or after a normal end. */
+  status?: status;
 }
 
 export interface FakeWorkloadApiOptions {
   /** Socket path; default a fresh one under os.tmpdir(). */
   socketPath?: string;
+  /** Listen on 127.0.0.1 at a free port instead (address `tcp://127.0.0.1:<port>`). */
+  tcp?: boolean;
   /**
    * Answer calls without `workload.spiffe.io: true` with INVALID_ARGUMENT "security
    * header missing from request", as a real agent does (default true).
@@ -64,6 +70,8 @@ function toWireX509(response: FakeX509Response): Record<string, unknown> {
 export class FakeWorkloadApi {
   private readonly server: Server;
   private readonly socketPath: string;
+  /** The TCP port when listening on loopback TCP. */
+  private tcpPort: number | undefined;
   private readonly tempDir: string | undefined;
   private readonly requireSecurityHeader: boolean;
   private readonly received: FakeCall[] = [];
@@ -74,6 +82,8 @@ export class FakeWorkloadApi {
   private x509: Record<string, unknown> | undefined;
   private bundles: Record<string, unknown> | undefined;
   private failure: { code: status; details: string } | undefined;
+  private failNextCalls: { count: number; code: status } | undefined;
+  private readonly records = new WeakMap<Stream, FakeCall>();
   private cancelledCount = 0;
   private stopped = false;
 
@@ -89,13 +99,18 @@ export class FakeWorkloadApi {
     this.requireSecurityHeader = requireSecurityHeader;
   }
 
-  /** Listens on a fresh unix socket (under os.tmpdir() unless `socketPath` is given). */
+  /**
+   * Listens on a fresh unix socket (under os.tmpdir() unless `socketPath` is given), or
+   * with `tcp` on a free loopback port.
+   */
   static async start(options: FakeWorkloadApiOptions = {}): Promise<FakeWorkloadApi> {
     const tempDir =
-      options.socketPath === undefined
+      options.socketPath === undefined && !options.tcp
         ? await mkdtemp(join(tmpdir(), "fake-workload-api-"))
         : undefined;
-    const socketPath = options.socketPath ?? join(tempDir as string, "agent.sock");
+    const socketPath = options.tcp
+      ? ""
+      : (options.socketPath ?? join(tempDir as string, "agent.sock"));
     const server = new Server();
     const fake = new FakeWorkloadApi(
       server,
@@ -108,11 +123,13 @@ export class FakeWorkloadApi {
       FetchX509Bundles: (call: Stream) => fake.accept("FetchX509Bundles", call),
     });
     try {
-      await new Promise<void>((resolve, reject) => {
-        server.bindAsync(`unix://${socketPath}`, ServerCredentials.createInsecure(), (error) =>
-          error ? reject(error) : resolve(),
+      const target = options.tcp ? "127.0.0.1:0" : `unix://${socketPath}`;
+      fake.tcpPort = await new Promise<number>((resolve, reject) => {
+        server.bindAsync(target, ServerCredentials.createInsecure(), (error, port) =>
+          error ? reject(error) : resolve(port),
         );
       });
+      if (!options.tcp) fake.tcpPort = undefined;
     } catch (error) {
       server.forceShutdown();
       if (tempDir !== undefined) await rm(tempDir, { recursive: true, force: true });
@@ -121,8 +138,9 @@ export class FakeWorkloadApi {
     return fake;
   }
 
-  /** `unix:///...`: pass to the client as `address`. */
+  /** `unix:///...` or `tcp://127.0.0.1:<port>`: pass to the client as `address`. */
   get address(): string {
+    if (this.tcpPort !== undefined) return `tcp://127.0.0.1:${this.tcpPort}`;
     return `unix://${this.socketPath}`;
   }
 
@@ -143,19 +161,32 @@ export class FakeWorkloadApi {
   }
 
   private accept(method: WorkloadApiMethod, call: Stream): void {
-    this.received.push({ method, metadata: call.metadata.clone() });
+    const record: FakeCall = { method, metadata: call.metadata.clone(), at: Date.now() };
+    this.received.push(record);
+    this.records.set(call, record);
     const header = call.metadata.get(SECURITY_HEADER);
     if (
       this.requireSecurityHeader &&
       !(header.length === 1 && header[0] === SECURITY_HEADER_VALUE)
     ) {
+      record.status = status.INVALID_ARGUMENT;
       call.emit("error", {
         code: status.INVALID_ARGUMENT,
         details: "security header missing from request",
       });
       return;
     }
+    if (this.failNextCalls !== undefined && this.failNextCalls.count > 0) {
+      this.failNextCalls.count -= 1;
+      record.status = this.failNextCalls.code;
+      call.emit("error", {
+        code: this.failNextCalls.code,
+        details: `fake agent answers ${status[this.failNextCalls.code]}`,
+      });
+      return;
+    }
     if (this.failure !== undefined) {
+      record.status = this.failure.code;
       call.emit("error", { ...this.failure });
       return;
     }
@@ -214,9 +245,18 @@ export class FakeWorkloadApi {
   endStreamsWith(code: status, message?: string): void {
     const failure = { code, details: message ?? `fake agent answers ${status[code]}` };
     for (const streams of Object.values(this.open)) {
-      for (const call of streams) call.emit("error", { ...failure });
+      for (const call of streams) {
+        const record = this.records.get(call);
+        if (record) record.status = code;
+        call.emit("error", { ...failure });
+      }
       streams.clear();
     }
+  }
+
+  /** The next `count` calls (any method) are answered with `code`; later ones as usual. */
+  failNext(count: number, code: status): void {
+    this.failNextCalls = { count, code };
   }
 
   /** Ends every open stream normally (as an agent restart would). */
@@ -240,6 +280,7 @@ export class FakeWorkloadApi {
         resolve();
       });
     });
-    await rm(this.tempDir ?? this.socketPath, { recursive: true, force: true });
+    const leftover = this.tempDir ?? this.socketPath;
+    if (leftover !== "") await rm(leftover, { recursive: true, force: true });
   }
 }

@@ -148,8 +148,11 @@ describe("WorkloadApiClient.watchX509Context", () => {
     ];
     for (const response of malformed) fake.sendRawX509(response);
     fake.sendRawX509({ svids: [good] });
-    await waitUntil("the good response", () => watcher.updates.length === 1);
-    await sleep(50);
+    // Every response is either delivered or discarded with a warning: wait for all of them.
+    const handled = () =>
+      watcher.updates.length +
+      logger.at("warn").filter((entry) => /malformed/.test(entry.msg)).length;
+    await waitUntil("every response handled", () => handled() === malformed.length + 1);
     assert.equal(watcher.updates.length, 1);
     assert.deepEqual(leafDer(watcher.last), workload.chainDer);
     const discarded = logger.at("warn").filter((entry) => /malformed/.test(entry.msg));
@@ -233,25 +236,32 @@ describe("WorkloadApiClient.watchX509Context", () => {
     assert.match(error.message, /will not be retried/);
   });
 
-  test("backoff grows between failed attempts and resets after a good response", async () => {
+  test("backoff grows between failed attempts and resets after a good response", async (t) => {
+    // Jitter at its top, so every delay is its ceiling (minus rounding) and can be named.
+    t.mock.method(Math, "random", () => 0.999);
     client.close();
     client = new WorkloadApiClient({
       address: fake.address,
       backoff: { initialMs: 20, maxMs: 5000 },
       logger,
     });
+    const delays = () =>
+      logger.at("warn").map((entry) => (entry.obj as { delayMs: number }).delayMs);
     fake.failWith(status.UNAVAILABLE);
     const watcher = new RecordingWatcher<X509Context>();
     client.watchX509Context(watcher);
-    await sleep(600);
-    // Ceilings 20, 40, 80, 160, 320 ms: at most ~6 calls in 600 ms (a fixed 20 ms would be 30).
-    const failedCalls = fake.calls.length;
-    assert.ok(failedCalls >= 2 && failedCalls <= 8, `calls: ${failedCalls}`);
-    const delays = logger.at("warn").map((entry) => (entry.obj as { delayMs: number }).delayMs);
-    assert.ok(
-      delays.every((delay, i) => delay >= 0 && delay < 20 * 2 ** i),
-      `${delays}`,
-    );
+    await waitUntil("four failed attempts", () => delays().length >= 4);
+    assert.deepEqual(delays().slice(0, 4), [19, 39, 79, 159]);
+
+    // The agent recovers: the next attempt gets an SVID, which resets the backoff...
+    fake.failWith(undefined);
+    fake.setX509({ svids: [workload] });
+    await waitUntil("a good response", () => watcher.updates.length === 1);
+    const failuresBefore = delays().length;
+    // ...so when the stream fails again, the delays start over from the first one.
+    fake.failWith(status.UNAVAILABLE);
+    await waitUntil("two more failures", () => delays().length >= failuresBefore + 2);
+    assert.deepEqual(delays().slice(failuresBefore, failuresBefore + 2), [19, 39]);
   });
 
   test("every call carries the workload.spiffe.io security header", async () => {
@@ -368,6 +378,26 @@ describe("WorkloadApiClient one-shot fetches", () => {
       message: /no registration entry matches this workload yet/,
     });
     assert.equal(fake.calls.length, 1);
+  });
+
+  test("a tcp:// Workload API address works like a unix socket", async () => {
+    const tcpAgent = await FakeWorkloadApi.start({ tcp: true });
+    const tcpClient = new WorkloadApiClient({ address: tcpAgent.address, logger });
+    try {
+      assert.match(tcpAgent.address, /^tcp:\/\/127\.0\.0\.1:\d+$/);
+      assert.equal(tcpClient.address, tcpAgent.address);
+      tcpAgent.setX509({ svids: [workload] });
+      tcpAgent.setBundles({ "spiffe://other.org": otherCa.bundleDer() });
+      assert.deepEqual(leafDer(await tcpClient.fetchX509Context()), workload.chainDer);
+      assert.deepEqual(trustDomains(await tcpClient.fetchX509Bundles()), ["other.org"]);
+      assert.deepEqual(
+        tcpAgent.calls.map((call) => call.method),
+        ["FetchX509SVID", "FetchX509Bundles"],
+      );
+    } finally {
+      tcpClient.close();
+      await tcpAgent.stop();
+    }
   });
 
   test("an unreachable agent gives an UNAVAILABLE error naming the address", async () => {

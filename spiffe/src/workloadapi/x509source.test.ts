@@ -262,17 +262,17 @@ describe("X509Source", () => {
     const source = newSource();
     const errors: Error[] = [];
     source.on("error", (error) => errors.push(error));
-    await assert.rejects(source.ready({ timeoutMs: 300 }), (error: unknown) => {
+    await waitUntil("two refusals: the source keeps asking", () => errors.length >= 2);
+    assert.ok(fake.calls.length >= 2);
+    assert.equal(source.lastError?.name, "WorkloadApiError");
+    await assert.rejects(source.ready({ timeoutMs: 50 }), (error: unknown) => {
       assert.ok(error instanceof X509SourceError);
       assert.equal(error.code, "timeout");
-      assert.match(error.message, /within 300 ms/);
+      assert.match(error.message, /within 50 ms/);
       assert.match(error.message, /no registration entry matches this workload yet/);
       assert.ok(error.message.includes(fake.address));
       return true;
     });
-    assert.ok(fake.calls.length >= 2, "the source keeps asking");
-    assert.equal(source.lastError?.name, "WorkloadApiError");
-    assert.ok(errors.length >= 2);
 
     // The entry is registered: the agent starts answering.
     fake.failWith(undefined);
@@ -299,7 +299,8 @@ describe("X509Source", () => {
       logger: new RecordingLogger(),
     });
     sources.push(source);
-    await assert.rejects(source.ready({ timeoutMs: 300 }), {
+    await waitUntil("the first failed attempt", () => source.lastError !== undefined);
+    await assert.rejects(source.ready({ timeoutMs: 50 }), {
       code: "timeout",
       message:
         /cannot reach the SPIRE Agent at unix:\/\/\/.*is it running and is the socket path right\?/,
@@ -469,12 +470,23 @@ describe("X509Source", () => {
     assert.equal(fake.calls.length, 1);
   });
 
-  test("errors without an 'error' listener do not crash the process", async () => {
+  test("errors without an 'error' listener are not emitted (Node would throw), lastError tells", async () => {
     fake.failWith(status.UNAVAILABLE);
-    const source = newSource();
+    const logger = new RecordingLogger();
+    const source = new X509Source({ address: fake.address, backoff: FAST_BACKOFF, logger });
+    sources.push(source);
     assert.equal(source.listenerCount("error"), 0);
     await waitUntil("a few failures", () => fake.calls.length >= 3);
     assert.equal(source.lastError?.name, "WorkloadApiError");
+    // Emitting "error" without a listener throws; the client would catch and log that as
+    // "a Workload API watcher threw", so an empty error log shows nothing was emitted.
+    assert.deepEqual(
+      logger.at("error").map((entry) => entry.msg),
+      [],
+    );
+    const errors: Error[] = [];
+    source.on("error", (error) => errors.push(error));
+    await waitUntil("an error emitted to the listener", () => errors.length >= 1);
   });
 
   test("close() cancels the stream on the agent, rejects pending ready(), is idempotent", async () => {
