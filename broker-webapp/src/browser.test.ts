@@ -314,6 +314,7 @@ describe("the waiting page in Chromium, in plain words", { timeout: 120_000 }, (
     const logged = await webapp.waitForLog(
       (line) => /^still waiting/.test(line.msg) && line.problem === "no-socket",
       "still waiting (no socket)",
+      { from: 0 },
     );
     assert.match(logged.msg, /no SPIRE Agent socket .* run \.\/1-start-spire-agents\.sh/);
     assert.match(String(logged.agentSaid), /UNAVAILABLE/, "the full answer stays in the log");
@@ -329,6 +330,7 @@ describe("the waiting page in Chromium, in plain words", { timeout: 120_000 }, (
     const logged = await webapp.waitForLog(
       (line) => /^still waiting/.test(line.msg) && line.problem === "no-entry",
       "still waiting (no entry)",
+      { from: 0 },
     );
     assert.match(String(logged.agentSaid), /PERMISSION_DENIED: no identity issued/);
   });

@@ -451,50 +451,55 @@ describe("broker-webapp and stock-quotes-service across two trust domains", {
   it("the quotes service rides through a transient PERMISSION_DENIED; after a confirmed one it refuses new connections", async () => {
     // A webapp with no connection yet, so its first page load needs a new TLS handshake.
     const fresh = startWebapp(federation, `https://127.0.0.1:${quotesPort}/quotes`);
+    let againFrom = 0;
     try {
       const freshPort = await fresh.port();
-      await fresh.waitForLog((l) => l.msg === "X.509 SVID received", "SVID received");
+      await fresh.waitForLog((l) => l.msg === "X.509 SVID received", "SVID received", {
+        from: 0,
+      });
 
       // The agent refuses the stream and keeps the retry waiting, as while it renews its
       // own SVID: the page still loads, over a connection made in that window.
-      let fromLine = quotes.logs.length;
+      let fromLine = quotes.mark();
       federation.stocksApi.endStreamsWith(PERMISSION_DENIED, "no identity issued");
       federation.stocksApi.withholdX509();
-      await quotes.waitForLog((l) => l.msg === "Workload API error", "refusal", 10_000, fromLine);
+      await quotes.waitForLog((l) => l.msg === "Workload API error", "refusal", { from: fromLine });
       const html = await getPage(freshPort);
       assert.doesNotMatch(html, /Quotes service unavailable/);
       assert.equal(tableRows(html).length, 11);
       assert.equal((await health(freshPort)).upstream.tlsHandshakes, 1);
       await federation.issueQuotesSvid();
-      await quotes.waitForLog((l) => l.msg === "X.509 SVID rotated", "renewed", 10_000, fromLine);
+      await quotes.waitForLog((l) => l.msg === "X.509 SVID rotated", "renewed", { from: fromLine });
       assert.ok(
         !quotes.logs.slice(fromLine).some((l) => l.msg === "X.509 SVID withdrawn"),
         "never withdrawn",
       );
 
       // Refused again on the retry: withdrawn, and a new connection is refused.
-      fromLine = quotes.logs.length;
+      fromLine = quotes.mark();
       federation.stocksApi.failWith(PERMISSION_DENIED, "no identity issued");
-      await quotes.waitForLog(
-        (l) => l.msg === "X.509 SVID withdrawn",
-        "withdrawn",
-        10_000,
-        fromLine,
-      );
+      await quotes.waitForLog((l) => l.msg === "X.509 SVID withdrawn", "withdrawn", {
+        from: fromLine,
+      });
       const other = startWebapp(federation, `https://127.0.0.1:${quotesPort}/quotes`);
       try {
         const otherPort = await other.port();
-        await other.waitForLog((l) => l.msg === "X.509 SVID received", "SVID received");
+        await other.waitForLog((l) => l.msg === "X.509 SVID received", "SVID received", {
+          from: 0,
+        });
         assert.match(await getPage(otherPort), /Quotes service unavailable<\/strong>/);
       } finally {
         assert.deepEqual(await other.stop(), { code: 0, signal: null });
       }
     } finally {
       assert.deepEqual(await fresh.stop(), { code: 0, signal: null });
+      againFrom = quotes.mark();
       federation.stocksApi.failWith(undefined);
       await federation.issueQuotesSvid();
     }
-    await quotes.waitForLog((l) => l.msg === "X.509 SVID received", "SVID again");
+    await quotes.waitForLog((l) => l.msg === "X.509 SVID received", "SVID again", {
+      from: againFrom,
+    });
     assert.equal(tableRows(await getPage(webPort)).length, 11);
   });
 });
