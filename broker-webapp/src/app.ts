@@ -1,6 +1,7 @@
 import type { SpiffeId, X509Source } from "@federation-demo/spiffe";
 import express, { type Express, type NextFunction, type Request, type Response } from "express";
 import type { Logger } from "pino";
+import { CoalescedCall } from "./coalesce.js";
 import { CONTENT_SECURITY_POLICY, type PageView, renderQuotesPage } from "./page.js";
 import type { Quote } from "./quote.js";
 import type { QuotesClient } from "./upstream.js";
@@ -59,14 +60,9 @@ export function createWebapp({ source, client, quotesId, log }: WebappDeps): Exp
     };
   };
 
-  const loadQuotes = async (): Promise<PageView["status"]> => {
-    if (!source.getX509Svid()) {
-      return {
-        kind: "waiting-for-svid",
-        socket: source.address,
-        agentSaid: source.lastError?.message,
-      };
-    }
+  // Page loads that arrive while a call to the quotes service is in flight share it
+  // (its quotes or its error); a load arriving after it settled makes a new call.
+  const upstreamCall = new CoalescedCall(async (): Promise<PageView["status"]> => {
     try {
       lastQuotes = await client.fetchQuotes();
       lastUpdated = new Date();
@@ -79,6 +75,17 @@ export function createWebapp({ source, client, quotesId, log }: WebappDeps): Exp
       lastResult = { ok: false, at: new Date(), reason };
       return { kind: "unavailable", reason };
     }
+  });
+
+  const loadQuotes = async (): Promise<PageView["status"]> => {
+    if (!source.getX509Svid()) {
+      return {
+        kind: "waiting-for-svid",
+        socket: source.address,
+        agentSaid: source.lastError?.message,
+      };
+    }
+    return upstreamCall.run();
   };
 
   const app = express();
@@ -117,6 +124,8 @@ export function createWebapp({ source, client, quotesId, log }: WebappDeps): Exp
         verifiedPeer: client.verifiedPeer?.toString() ?? null,
         tlsHandshakes: client.handshakes,
         retries: client.retries,
+        calls: upstreamCall.runs,
+        sharedLoads: upstreamCall.joined,
       },
     });
   });
