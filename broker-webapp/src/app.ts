@@ -92,8 +92,20 @@ export function createWebapp({ source, client, quotesId, log }: WebappDeps): Exp
   app.disable("x-powered-by");
   app.disable("etag");
 
+  // The loads that shared a call get one page, rendered (after the call, so after they all
+  // arrived) by the first of them: the rendering and its garbage are not repeated per load.
+  let rendered: { status: PageView["status"]; page: Buffer } | undefined;
   app.get("/quotes", async (_req, res) => {
     const status = await loadQuotes();
+    if (rendered?.status !== status) {
+      const html = renderQuotesPage({
+        status,
+        quotes: lastQuotes,
+        lastUpdated,
+        identity: identity(),
+      });
+      rendered = { status, page: Buffer.from(html) };
+    }
     res
       .set({
         "Content-Security-Policy": CONTENT_SECURITY_POLICY,
@@ -101,7 +113,7 @@ export function createWebapp({ source, client, quotesId, log }: WebappDeps): Exp
         "Cache-Control": "no-store",
       })
       .type("html")
-      .send(renderQuotesPage({ status, quotes: lastQuotes, lastUpdated, identity: identity() }));
+      .send(rendered.page);
   });
   app.all("/quotes", methodNotAllowed);
 

@@ -4,6 +4,7 @@ import { createServer } from "node:http";
 import {
   closeServer,
   createLogger,
+  expressServerOptions,
   handleShutdown,
   listen,
   logIdentityChanges,
@@ -48,7 +49,8 @@ async function run(options: WebappOptions, log: Logger): Promise<void> {
     client.dropConnections();
   });
   // Unlike the original, the page is served at once and explains while there is no SVID.
-  const server = createServer(createWebapp({ source, client, quotesId: options.quotesId, log }));
+  const app = createWebapp({ source, client, quotesId: options.quotesId, log });
+  const server = createServer(expressServerOptions(app), app);
 
   const shutdown = handleShutdown(log, async () => {
     stopIdentityLog();

@@ -1,4 +1,5 @@
 export * from "./command-line.js";
+export * from "./express-server.js";
 export * from "./identity-log.js";
 export * from "./listen.js";
 export * from "./logger.js";

@@ -5,6 +5,7 @@ import type { Server as HttpsServer } from "node:https";
 import {
   closeServer,
   createLogger,
+  expressServerOptions,
   handleShutdown,
   listen,
   logIdentityChanges,
@@ -57,7 +58,8 @@ async function run(options: QuotesServiceOptions, log: Logger): Promise<void> {
 
   try {
     if (options.healthPort !== undefined) {
-      healthServer = createHttpServer(createHealthApp(health));
+      const healthApp = createHealthApp(health);
+      healthServer = createHttpServer(expressServerOptions(healthApp), healthApp);
       const port = await listen(healthServer, options.healthPort, "127.0.0.1", "--health-port");
       log.info({ url: `http://127.0.0.1:${port}/healthz` }, "health endpoint listening");
     }
@@ -98,6 +100,7 @@ async function run(options: QuotesServiceOptions, log: Logger): Promise<void> {
         },
       },
       app,
+      expressServerOptions(app),
     );
     // Registered after the server's own listener, so this is logged once they are closed.
     source.on("bundlesChanged", () => {
