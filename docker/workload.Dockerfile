@@ -46,4 +46,4 @@ COPY ${SERVICE}/dist ${SERVICE}/dist
 ENV SERVICE=${SERVICE}
 USER ${SERVICE_USER}
 # docker-compose.yml gives the flags; this default only names the entry point.
-CMD ["sh", "-c", "exec node \"/app/$SERVICE/dist/main.js\""]
+CMD ["sh", "-c", "exec node --max-semi-space-size=4 \"/app/$SERVICE/dist/main.js\""]
