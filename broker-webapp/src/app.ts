@@ -94,17 +94,19 @@ export function createWebapp({ source, client, quotesId, log }: WebappDeps): Exp
 
   // The loads that shared a call get one page, rendered (after the call, so after they all
   // arrived) by the first of them: the rendering and its garbage are not repeated per load.
-  let rendered: { status: PageView["status"]; page: Buffer } | undefined;
+  // (A string, not a Buffer: Node writes a string body together with the headers, in one
+  // system call; a Buffer body goes out in a second one.)
+  let rendered: { status: PageView["status"]; page: string } | undefined;
   app.get("/quotes", async (_req, res) => {
     const status = await loadQuotes();
     if (rendered?.status !== status) {
-      const html = renderQuotesPage({
+      const page = renderQuotesPage({
         status,
         quotes: lastQuotes,
         lastUpdated,
         identity: identity(),
       });
-      rendered = { status, page: Buffer.from(html) };
+      rendered = { status, page };
     }
     res
       .set({
