@@ -79,8 +79,9 @@ start_service() {
   note "starting $name as user $user with the Workload API of the agent on $(agent_host "$td"); log in .data/logs/$name.log"
   local prefix
   mapfile -d '' -t prefix < <(as_user_prefix "$user")
+  # A young generation of 2 x 4 MB instead of V8's 2 x 16 MB: see "Memory" in the services' READMEs.
   start_bg "$name" "$DEMO_ROOT/$name/dist/main.js" "${prefix[@]}" \
-    "$NODE" "$DEMO_ROOT/$name/dist/main.js" --socket "unix://$(agent_socket "$td")" "$@"
+    "$NODE" --max-semi-space-size=4 "$DEMO_ROOT/$name/dist/main.js" --socket "unix://$(agent_socket "$td")" "$@"
 }
 
 say "Starting the workloads"

@@ -2,6 +2,7 @@ import { adviseOnMissingSvid } from "@federation-demo/service-kit";
 import type { SpiffeId, X509Source } from "@federation-demo/spiffe";
 import express, { type Express, type NextFunction, type Request, type Response } from "express";
 import type { Logger } from "pino";
+import { CoalescedCall } from "./coalesce.js";
 import { CONTENT_SECURITY_POLICY, type PageView, renderQuotesPage } from "./page.js";
 import type { Quote } from "./quote.js";
 import { type BundleHistory, type TrustView, trustJson } from "./trust.js";
@@ -74,11 +75,9 @@ export function createWebapp({
     quotesIssuer: client.peerIssuer,
   });
 
-  const loadQuotes = async (): Promise<PageView["status"]> => {
-    if (!source.getX509Svid()) {
-      const { reason, fix } = adviseOnMissingSvid(source);
-      return { kind: "waiting-for-svid", reason, fix };
-    }
+  // Page loads that arrive while a call to the quotes service is in flight share it
+  // (its quotes or its error); a load arriving after it settled makes a new call.
+  const upstreamCall = new CoalescedCall(async (): Promise<PageView["status"]> => {
     try {
       lastQuotes = await client.fetchQuotes();
       lastUpdated = new Date();
@@ -91,14 +90,37 @@ export function createWebapp({
       lastResult = { ok: false, at: new Date(), reason };
       return { kind: "unavailable", reason };
     }
+  });
+
+  const loadQuotes = async (): Promise<PageView["status"]> => {
+    if (!source.getX509Svid()) {
+      const { reason, fix } = adviseOnMissingSvid(source);
+      return { kind: "waiting-for-svid", reason, fix };
+    }
+    return upstreamCall.run();
   };
 
   const app = express();
   app.disable("x-powered-by");
   app.disable("etag");
 
+  // The loads that shared a call get one page, rendered (after the call, so after they all
+  // arrived) by the first of them: the rendering and its garbage are not repeated per load.
+  // (A string, not a Buffer: Node writes a string body together with the headers, in one
+  // system call; a Buffer body goes out in a second one.)
+  let rendered: { status: PageView["status"]; page: string } | undefined;
   app.get("/quotes", async (_req, res) => {
     const status = await loadQuotes();
+    if (rendered?.status !== status) {
+      const page = renderQuotesPage({
+        status,
+        quotes: lastQuotes,
+        lastUpdated,
+        identity: identity(),
+        trust: trust(),
+      });
+      rendered = { status, page };
+    }
     res
       .set({
         "Content-Security-Policy": CONTENT_SECURITY_POLICY,
@@ -106,15 +128,7 @@ export function createWebapp({
         "Cache-Control": "no-store",
       })
       .type("html")
-      .send(
-        renderQuotesPage({
-          status,
-          quotes: lastQuotes,
-          lastUpdated,
-          identity: identity(),
-          trust: trust(),
-        }),
-      );
+      .send(rendered.page);
   });
   app.all("/quotes", methodNotAllowed);
 
@@ -137,6 +151,8 @@ export function createWebapp({
         verifiedPeer: client.verifiedPeer?.toString() ?? null,
         tlsHandshakes: client.handshakes,
         retries: client.retries,
+        calls: upstreamCall.runs,
+        sharedLoads: upstreamCall.joined,
       },
       trust: trustJson(trust()),
     });

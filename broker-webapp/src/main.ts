@@ -5,6 +5,7 @@ import {
   closeServer,
   createLogger,
   DEMO_WORKLOAD_API_BACKOFF,
+  expressServerOptions,
   handleShutdown,
   listen,
   logIdentityChanges,
@@ -54,9 +55,8 @@ async function run(options: WebappOptions, log: Logger): Promise<void> {
     client.dropConnections();
   });
   // Unlike the original, the page is served at once and explains while there is no SVID.
-  const server = createServer(
-    createWebapp({ source, client, quotesId: options.quotesId, bundleHistory, log }),
-  );
+  const app = createWebapp({ source, client, quotesId: options.quotesId, bundleHistory, log });
+  const server = createServer(expressServerOptions(app), app);
 
   const shutdown = handleShutdown(log, async () => {
     stopIdentityLog();

@@ -1,5 +1,9 @@
 import type { X509Certificate } from "node:crypto";
-import { IncomingMessage, type RequestListener } from "node:http";
+import {
+  type ServerOptions as HttpServerOptions,
+  IncomingMessage,
+  type RequestListener,
+} from "node:http";
 import { createServer as createHttpsServer, type Server as HttpsServer } from "node:https";
 import {
   createServer as createTlsServer,
@@ -71,12 +75,15 @@ export interface MtlsClientConfig extends MtlsConfig {
  * authorizer. Rejected peers are disconnected before any application data.
  * A new SVID is presented on the next connection; TLS sessions are never resumed across
  * a change of trust; with `trustChanges`, idle kept-alive connections close when it fires.
+ * `httpOptions` are the HTTP layer's (timeouts, header limits, the request and response
+ * classes); the TLS settings are always the library's.
  */
 export function createMtlsHttpsServer(
   config: MtlsHttpsServerConfig,
   requestListener?: RequestListener,
+  httpOptions: HttpServerOptions = {},
 ): HttpsServer {
-  const server = createHttpsServer(mtlsServerOptions(), requestListener);
+  const server = createHttpsServer({ ...httpOptions, ...mtlsServerOptions() }, requestListener);
   guardServer(server, config);
   const { trustChanges } = config;
   if (trustChanges) {

@@ -6,6 +6,7 @@ import {
   closeServer,
   createLogger,
   DEMO_WORKLOAD_API_BACKOFF,
+  expressServerOptions,
   handleShutdown,
   listen,
   logIdentityChanges,
@@ -60,7 +61,8 @@ async function run(options: QuotesServiceOptions, log: Logger): Promise<void> {
 
   try {
     if (options.healthPort !== undefined) {
-      healthServer = createHttpServer(createHealthApp(health));
+      const healthApp = createHealthApp(health);
+      healthServer = createHttpServer(expressServerOptions(healthApp), healthApp);
       const port = await listen(healthServer, options.healthPort, "127.0.0.1", "--health-port");
       log.info({ url: `http://127.0.0.1:${port}/healthz` }, "health endpoint listening");
     }
@@ -102,6 +104,7 @@ async function run(options: QuotesServiceOptions, log: Logger): Promise<void> {
         },
       },
       app,
+      expressServerOptions(app),
     );
     // Registered after the server's own listener, so this is logged once they are closed.
     source.on("bundlesChanged", () => {
