@@ -347,7 +347,7 @@ last_bundle_fetch_error() {
     logs="$(compose logs --no-color "$(server_name "$1")" 2>/dev/null || true)"
   fi
   grep "subsystem_name=bundle_client trust_domain=$2\$" <<<"$logs" | tail -n 1 |
-    sed -n 's/^.*time="\([^"]*\)".*msg="Error updating bundle" error="\(.*\)" subsystem_name=.*$/\1: \2/p'
+    sed -n 's/^.*time="\([^"]*\)".*msg="Error updating bundle" error="\(.*\)" subsystem_name=.*$/\1: \2/p' | sed 's/\\"/"/g'
 }
 
 # wait_for_federated_bundle SERVER_TD OTHER_TD: with https_web or federation create, the server
