@@ -360,7 +360,7 @@ wait_for_federated_bundle() {
   until has_federated_bundle "$td" "$other"; do
     error="$(last_bundle_fetch_error "$td" "$other")"
     if grep -qiE 'x509|certificate|tls:' <<<"$error" || [ "$(date +%s)" -ge "$deadline" ]; then
-      warn "$(server_name "$td") could not fetch the $other bundle from $(bundle_endpoint_url "$other"); its log says, at ${error:-"(no error logged)"}"
+      warn "$(server_name "$td") could not fetch the $other bundle from $(bundle_endpoint_url "$other") ${error:+"(its log, at $error)"}"
       if [ "$DEMO_PROFILE" = https_web ] && grep -qi 'unknown authority\|x509' <<<"$error"; then
         die "$(server_name "$td") does not trust the certificate that $(server_name "$other")'s bundle endpoint presents. With https_web it checks that certificate against the CAs in its SSL_CERT_FILE (the demo CA, $(web_ca_cert | sed "s|^$DEMO_ROOT/||")): the endpoint must serve a certificate issued by that CA (./build.sh makes one), for the host name in the URL. SPIRE retries once a minute; after the fix, run this step again"
       fi
