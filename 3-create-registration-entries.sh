@@ -3,7 +3,9 @@
 # workload: parent ID = the x509pop ID of the agent on the workload's host, selector =
 # the workload's unix user, and -federatesWith the other trust domain so the workload
 # also receives that trust domain's bundle.
-# Usage: ./3-create-registration-entries.sh [--mode local|docker]
+# With https_web (or --federation api) each server fetches the other's bundle by itself: this
+# step waits for it, and says what is missing if it cannot come.
+# Usage: ./3-create-registration-entries.sh [--mode local|docker] [--profile ...] [--federation ...]
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/scripts/lib.sh"
@@ -11,8 +13,15 @@ demo_init "$@"
 require_servers
 require_agents
 for td in "${TRUST_DOMAINS[@]}"; do
-  has_federated_bundle "$td" "$(other_td "$td")" ||
-    die "$(server_name "$td") has no bundle for $(other_td "$td") yet, and -federatesWith needs it: run ./2-bootstrap-federation.sh first"
+  other="$(other_td "$td")"
+  has_federated_bundle "$td" "$other" && continue
+  if [ "$DEMO_FEDERATION" = config ] && [ "$DEMO_PROFILE" = https_spiffe ]; then
+    die "$(server_name "$td") has no bundle for $other yet, and -federatesWith needs it: run ./2-bootstrap-federation.sh first"
+  fi
+  if [ "$DEMO_FEDERATION" = api ] && ! spire_server "$td" federation show -trustDomain "$other" >/dev/null 2>&1; then
+    die "$(server_name "$td") has no federation relationship with $other yet: run ./2-bootstrap-federation.sh --federation api first"
+  fi
+  wait_for_federated_bundle "$td" "$other"
 done
 
 # The tutorial's selectors name the unix users webapp and quotes-service. Local mode

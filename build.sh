@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Tutorial: "Build". Compiles the TypeScript, makes the agent certificates for x509pop
-# node attestation and, in Docker mode, builds the images of docker-compose.yml.
+# node attestation and the demo Web PKI for --profile https_web and, in Docker mode, builds
+# the images of docker-compose.yml.
 # Usage: ./build.sh [--mode local|docker] [--build-ca FILE]
 #   --build-ca FILE  (or SPIRE_DEMO_BUILD_CA=FILE) Docker mode: a PEM bundle of extra CAs
 #                    that `npm ci` in the image build must trust, for builds behind a
@@ -32,6 +33,7 @@ say "Compiling the TypeScript (npm run build)"
 npm run --silent build
 
 scripts/make-agent-certs.sh --mode "$DEMO_MODE"
+scripts/make-web-pki.sh --mode "$DEMO_MODE"
 
 if [ "$DEMO_MODE" = docker ]; then
   say "Building the images ($(compose_name) build)"

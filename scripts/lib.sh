@@ -6,6 +6,9 @@
 # Usage: source it, then call `demo_init "$@"`.
 #
 # Mode: `--mode local|docker` on the command line, else $SPIRE_DEMO_MODE, else local.
+# Profile: `--profile https_spiffe|https_web` (or $SPIRE_DEMO_PROFILE), how the bundle endpoints
+# authenticate; federation: `--federation config|api` (or $SPIRE_DEMO_FEDERATION), where the
+# relationships are declared. The defaults are the tutorial's: https_spiffe, config.
 
 DEMO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DEMO_DATA="$DEMO_ROOT/.data"
@@ -13,6 +16,8 @@ SPIRE_BIN="$DEMO_ROOT/.spire/bin"
 COMPOSE_FILE="$DEMO_ROOT/docker-compose.yml"
 TRUST_DOMAINS=(broker.org stocksmarket.org)
 DEMO_MODE="${SPIRE_DEMO_MODE:-local}"
+DEMO_PROFILE="${SPIRE_DEMO_PROFILE:-https_spiffe}"
+DEMO_FEDERATION="${SPIRE_DEMO_FEDERATION:-config}"
 
 # Paths inside the containers (docker-compose.yml sets the same values).
 DOCKER_SERVER_SOCKET="/tmp/spire-server/private/api.sock"
@@ -44,23 +49,41 @@ demo_init() {
     case "$1" in
       --mode) [ $# -ge 2 ] || die "--mode needs a value: local or docker"; DEMO_MODE="$2"; shift 2 ;;
       --mode=*) DEMO_MODE="${1#--mode=}"; shift ;;
+      --profile) [ $# -ge 2 ] || die "--profile needs a value: https_spiffe or https_web"; DEMO_PROFILE="$2"; shift 2 ;;
+      --profile=*) DEMO_PROFILE="${1#--profile=}"; shift ;;
+      --federation) [ $# -ge 2 ] || die "--federation needs a value: config or api"; DEMO_FEDERATION="$2"; shift 2 ;;
+      --federation=*) DEMO_FEDERATION="${1#--federation=}"; shift ;;
       -h | --help)
-        printf 'usage: %s [--mode local|docker]\n' "$(basename "$0")"
-        printf '  local  (default) SPIRE and the services run as processes on this machine\n'
-        printf '  docker SPIRE and the services run in the containers of docker-compose.yml\n'
-        printf 'The mode can also be set with SPIRE_DEMO_MODE=local|docker.\n'
+        printf 'usage: %s %s\n' "$(basename "$0")" "$DEMO_USAGE"
+        printf '  --mode local      (default) SPIRE and the services run as processes on this machine\n'
+        printf '  --mode docker     SPIRE and the services run in the containers of docker-compose.yml\n'
+        printf '  --profile https_spiffe  (default) bundle endpoints authenticate with SPIFFE (bootstrap in step 2)\n'
+        printf '  --profile https_web     bundle endpoints present a Web PKI certificate (no bootstrap)\n'
+        printf '  --federation config     (default) federates_with in the server configs\n'
+        printf '  --federation api        step 2 creates the relationships (spire-server federation create)\n'
+        printf 'Also: SPIRE_DEMO_MODE, SPIRE_DEMO_PROFILE, SPIRE_DEMO_FEDERATION.\n'
         exit 0
         ;;
-      *) die "unknown argument '$1' (usage: $(basename "$0") [--mode local|docker])" ;;
+      *) die "unknown argument '$1' (usage: $(basename "$0") $DEMO_USAGE)" ;;
     esac
   done
   case "$DEMO_MODE" in
     local | docker) ;;
     *) die "unknown mode '$DEMO_MODE': use --mode local or --mode docker (or SPIRE_DEMO_MODE)" ;;
   esac
-  export SPIRE_DEMO_MODE="$DEMO_MODE"
+  case "$DEMO_PROFILE" in
+    https_spiffe | https_web) ;;
+    *) die "unknown profile '$DEMO_PROFILE': use --profile https_spiffe or --profile https_web (or SPIRE_DEMO_PROFILE)" ;;
+  esac
+  case "$DEMO_FEDERATION" in
+    config | api) ;;
+    *) die "unknown federation '$DEMO_FEDERATION': use --federation config or --federation api (or SPIRE_DEMO_FEDERATION)" ;;
+  esac
+  export SPIRE_DEMO_MODE="$DEMO_MODE" SPIRE_DEMO_PROFILE="$DEMO_PROFILE" SPIRE_DEMO_FEDERATION="$DEMO_FEDERATION"
   if [ "$DEMO_MODE" = docker ]; then docker_init; fi
 }
+
+DEMO_USAGE="[--mode local|docker] [--profile https_spiffe|https_web] [--federation config|api]"
 
 # ---------------------------------------------------------------- Docker mode: engine and compose
 
@@ -147,6 +170,23 @@ certs_dir() { echo "$DEMO_DATA/certs/$1"; }
 agent_ca_cert() { echo "$(certs_dir "$1")/agent-ca.crt"; }
 agent_cert() { echo "$(certs_dir "$1")/$(agent_host "$1").crt"; }
 agent_key() { echo "$(certs_dir "$1")/$(agent_host "$1").key"; }
+
+# --profile https_web: the demo Web PKI made by scripts/make-web-pki.sh, a CA (which each
+# server trusts through SSL_CERT_FILE) and a serving certificate per server's bundle endpoint.
+web_pki_dir() { echo "$DEMO_DATA/certs/web-pki"; }
+web_ca_cert() { echo "$(web_pki_dir)/web-ca.crt"; }
+web_cert() { echo "$(web_pki_dir)/$(server_name "$1").crt"; }
+web_key() { echo "$(web_pki_dir)/$(server_name "$1").key"; }
+
+# The server config for the chosen profile and federation, relative to the server's folder in
+# docker/: server.conf is the tutorial's (https_spiffe, config); the others differ only in their
+# federation block (README: "Two profiles, two ways to federate").
+server_conf() {
+  local suffix=""
+  [ "$DEMO_PROFILE" = https_spiffe ] || suffix=".$DEMO_PROFILE"
+  [ "$DEMO_FEDERATION" = config ] || suffix="$suffix.$DEMO_FEDERATION"
+  echo "server$suffix.conf"
+}
 
 # The x509pop agent ID: spiffe://<td>/spire/agent/x509pop/<SHA-1 hex of the certificate DER>.
 agent_id() {
@@ -291,4 +331,42 @@ require_agents() {
 # True if SERVER_TD holds a federated bundle for OTHER_TD.
 has_federated_bundle() {
   spire_server "$1" bundle list -id "spiffe://$2" >/dev/null 2>&1
+}
+
+# The URL of TD's bundle endpoint, as the other server reaches it.
+bundle_endpoint_url() {
+  if [ "$DEMO_MODE" = local ]; then echo "https://127.0.0.1:$(bundle_port "$1")"; else echo "https://$(server_name "$1"):8443"; fi
+}
+
+# The last error SERVER_TD's server logged while fetching OTHER_TD's bundle, if any.
+last_bundle_fetch_error() {
+  local logs
+  if [ "$DEMO_MODE" = local ]; then
+    logs="$(cat "$(log_file "$(server_name "$1")")" 2>/dev/null || true)"
+  else
+    logs="$(compose logs --no-color "$(server_name "$1")" 2>/dev/null || true)"
+  fi
+  grep "subsystem_name=bundle_client trust_domain=$2\$" <<<"$logs" | tail -n 1 |
+    sed -n 's/^.*time="\([^"]*\)".*msg="Error updating bundle" error="\(.*\)" subsystem_name=.*$/\1: \2/p' | sed 's/\\"/"/g'
+}
+
+# wait_for_federated_bundle SERVER_TD OTHER_TD: with https_web or federation create, the server
+# fetches the bundle by itself; a failed fetch is retried once a minute. Waits up to 75 s, and
+# stops at once on a certificate error, which waiting does not cure.
+wait_for_federated_bundle() {
+  local td="$1" other="$2" deadline error
+  deadline=$(($(date +%s) + 75))
+  note "waiting for $(server_name "$td") to fetch the $other bundle from $(bundle_endpoint_url "$other")"
+  until has_federated_bundle "$td" "$other"; do
+    error="$(last_bundle_fetch_error "$td" "$other")"
+    if grep -qiE 'x509|certificate|tls:' <<<"$error" || [ "$(date +%s)" -ge "$deadline" ]; then
+      warn "$(server_name "$td") could not fetch the $other bundle from $(bundle_endpoint_url "$other") ${error:+"(its log, at $error)"}"
+      if [ "$DEMO_PROFILE" = https_web ] && grep -qi 'unknown authority\|x509' <<<"$error"; then
+        die "$(server_name "$td") does not trust the certificate that $(server_name "$other")'s bundle endpoint presents. With https_web it checks that certificate against the CAs in its SSL_CERT_FILE (the demo CA, $(web_ca_cert | sed "s|^$DEMO_ROOT/||")): the endpoint must serve a certificate issued by that CA (./build.sh makes one), for the host name in the URL. SPIRE retries once a minute; after the fix, run this step again"
+      fi
+      die "$(server_name "$td") has no bundle for $other, and -federatesWith needs it: see its log; with https_spiffe, ./2-bootstrap-federation.sh hands it the bundle again"
+    fi
+    sleep 1
+  done
+  note "$(server_name "$td") fetched the $other bundle from its endpoint by itself"
 }

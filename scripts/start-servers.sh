@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Local mode: starts the two SPIRE Servers (broker.org, stocksmarket.org) as background
-# processes on loopback, each from its docker/*/server.conf with -expandEnv. A server
-# that is not running starts from an empty data directory, so the tutorial's steps
-# (1, 2, 3) start from scratch; scripts/restart.sh starts one on its existing data
-# instead. Docker mode: `docker compose up -d` does this.
+# processes on loopback, each from its docker/*/server.conf with -expandEnv (or the variant
+# for --profile / --federation). A server that is not running starts from an empty data
+# directory, so the tutorial's steps (1, 2, 3) start from scratch; scripts/restart.sh
+# starts one on its existing data instead. Docker mode: `docker compose up -d` does this.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -12,14 +12,25 @@ demo_init "$@"
 require_spire_binaries
 
 start_server() {
-  local td="$1" name dir
+  local td="$1" name dir conf pid web=()
   name="$(server_name "$td")"
   dir="$(server_dir "$td")"
-  if running_pid "$name" >/dev/null; then
-    note "$name ($td) is already running (pid $(running_pid "$name"))"
+  conf="$DEMO_ROOT/docker/$name/$(server_conf)"
+  if pid="$(running_pid "$name")"; then
+    tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$conf " ||
+      die "$name is already running (pid $pid) with another config than docker/$name/$(server_conf) (--profile $DEMO_PROFILE --federation $DEMO_FEDERATION): stop it first with npm run stop"
+    note "$name ($td) is already running (pid $pid)"
     return 0
   fi
   [ -f "$(agent_ca_cert "$td")" ] || die "no agent CA for $td: run ./build.sh first"
+  if [ "$DEMO_PROFILE" = https_web ]; then
+    [ -f "$(web_cert "$td")" ] || die "no bundle endpoint certificate for $name: run ./build.sh first"
+    # The demo CA, given to the server explicitly (not inherited from this shell's SSL_CERT_FILE):
+    # Go reads its trusted roots from SSL_CERT_FILE.
+    web=(SSL_CERT_FILE="$(web_ca_cert)" SPIRE_BUNDLE_ENDPOINT_CERT_PATH="$(web_cert "$td")"
+      SPIRE_BUNDLE_ENDPOINT_KEY_PATH="$(web_key "$td")")
+    note "$name trusts the demo Web PKI CA: SSL_CERT_FILE=${web[0]#*=}"
+  fi
   rm -f "$(server_socket "$td")"
   if [ "${SPIRE_DEMO_KEEP_SERVER_DATA:-}" = 1 ] && [ -f "$dir/datastore.sqlite3" ]; then
     note "$name keeps its data in ${dir#"$DEMO_ROOT"/} (entries, agents, bundles, CA keys)"
@@ -27,7 +38,7 @@ start_server() {
     rm -rf "$dir"
     mkdir -p "$dir"
   fi
-  note "starting $name for $td: API on 127.0.0.1:$(server_port "$td"), bundle endpoint https://127.0.0.1:$(bundle_port "$td"), log in .data/logs/$name.log"
+  note "starting $name for $td from docker/$name/$(server_conf): API on 127.0.0.1:$(server_port "$td"), bundle endpoint https://127.0.0.1:$(bundle_port "$td") ($DEMO_PROFILE), log in .data/logs/$name.log"
   SPIRE_SERVER_BIND_ADDRESS=127.0.0.1 \
     SPIRE_SERVER_BIND_PORT="$(server_port "$td")" \
     SPIRE_SERVER_SOCKET_PATH="$(server_socket "$td")" \
@@ -36,8 +47,8 @@ start_server() {
     SPIRE_BUNDLE_ENDPOINT_PORT="$(bundle_port "$td")" \
     SPIRE_FEDERATED_BUNDLE_ENDPOINT_URL="https://127.0.0.1:$(bundle_port "$(other_td "$td")")" \
     SPIRE_AGENT_CA_PATH="$(agent_ca_cert "$td")" \
-    start_bg "$name" "$DEMO_ROOT/docker/$name/server.conf" \
-    "$SPIRE_BIN/spire-server" run -config "$DEMO_ROOT/docker/$name/server.conf" -expandEnv
+    start_bg "$name" "$DEMO_ROOT/docker/$name/server" \
+    env ${web[@]+"${web[@]}"} "$SPIRE_BIN/spire-server" run -config "$conf" -expandEnv
 }
 
 say "Starting the SPIRE Servers"

@@ -65,13 +65,17 @@ export function run(
 
 export type DemoMode = "local" | "docker";
 
-/** Runs one of the project's scripts (local mode unless told) and fails with its output if it fails. */
+/**
+ * Runs one of the project's scripts (local mode unless told) and fails with its output if it
+ * fails. `choices` are further flags, e.g. ["--profile", "https_web"].
+ */
 export async function runScript(
   script: string,
   timeoutMs = 240_000,
   mode: DemoMode = "local",
+  choices: readonly string[] = [],
 ): Promise<RunResult> {
-  const result = await run(join(ROOT, script), ["--mode", mode], { timeoutMs });
+  const result = await run(join(ROOT, script), ["--mode", mode, ...choices], { timeoutMs });
   if (result.code !== 0) {
     throw new Error(
       `${script} exited with ${result.code}\n--- stdout\n${result.stdout}\n--- stderr\n${result.stderr}`,
@@ -191,4 +195,14 @@ export async function fetchQuotesPage(): Promise<QuotesPage | undefined> {
 /** A row whose Price column holds a number with two decimals. */
 export function hasPrice(row: readonly string[]): boolean {
   return /^-?\d+\.\d{2}$/.test(row[1] ?? "");
+}
+
+/** Polls the page until it shows 11 rows that all carry a price, or gives up after timeoutMs. */
+export function waitForPricedPage(timeoutMs: number): Promise<QuotesPage | undefined> {
+  return poll(timeoutMs, 300, async () => {
+    const page = await fetchQuotesPage();
+    return page && page.rows.length === 11 && page.rows.every(hasPrice) && !page.unavailable
+      ? page
+      : undefined;
+  });
 }

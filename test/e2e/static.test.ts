@@ -69,12 +69,42 @@ describe("static checks", () => {
     assert.match(dockerfile, /FROM ghcr\.io\/spiffe\/spire-agent:\$\{SPIRE_VERSION\}/);
   });
 
+  it("each server config variant differs from server.conf only in its federation block", () => {
+    // Outside the leading comment and `federation { ... }`, the variants must stay identical
+    // to the tutorial's server.conf, so a change there cannot be forgotten in a variant.
+    const outsideFederation = (text: string): string =>
+      text
+        .replace(/^(#.*\n)+/, "")
+        .replace(/\n {2}federation \{\n[\s\S]*?\n {2}\}\n/, "\n  federation {}\n");
+    for (const server of ["spire-server-broker", "spire-server-stocks"]) {
+      const dir = join(ROOT, "docker", server);
+      const base = readFileSync(join(dir, "server.conf"), "utf8");
+      assert.match(base, /profile "https_spiffe" \{\}/);
+      const variants = readdirSync(dir)
+        .filter((f) => /^server\..+\.conf$/.test(f))
+        .sort();
+      assert.deepEqual(variants, [
+        "server.api.conf",
+        "server.https_web.api.conf",
+        "server.https_web.conf",
+      ]);
+      for (const variant of variants) {
+        const text = readFileSync(join(dir, variant), "utf8");
+        assert.equal(outsideFederation(text), outsideFederation(base), `${server}/${variant}`);
+        assert.equal(/federates_with/.test(text.replace(/#.*$/gm, "")), !variant.includes("api"));
+        assert.equal(/profile "https_web"/.test(text), variant.includes("https_web"));
+      }
+    }
+  });
+
   it("every file docker-compose.yml mounts or builds from exists", {
     timeout: 120_000,
   }, async () => {
     // The agent certificates are generated, never committed: make them as build.sh does.
-    const certs = await run(join(ROOT, "scripts/make-agent-certs.sh"), []);
-    assert.equal(certs.code, 0, certs.stderr);
+    for (const script of ["scripts/make-agent-certs.sh", "scripts/make-web-pki.sh"]) {
+      const certs = await run(join(ROOT, script), []);
+      assert.equal(certs.code, 0, certs.stderr);
+    }
     const compose = readFileSync(join(ROOT, "docker-compose.yml"), "utf8");
     const mounted = [...compose.matchAll(/^\s*- (\.\/[^:\s]+):/gm)].map((m) => m[1] ?? "");
     const built = [...compose.matchAll(/^\s*dockerfile: (\S+)$/gm)].map((m) => m[1] ?? "");
