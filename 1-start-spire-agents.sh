@@ -41,7 +41,7 @@ start_docker_agent() {
   spire_server "$td" bundle show |
     compose exec -T -u root "$host" sh -c "cat > '$DOCKER_AGENT_BOOTSTRAP'"
   note "wrote the $td bundle to $host:$DOCKER_AGENT_BOOTSTRAP"
-  note "starting the agent in the $host container (docker compose exec -d)"
+  note "starting the agent in the $host container ($(compose_name) exec -d)"
   compose exec -d -u root "$host" /opt/spire/bin/spire-agent run \
     -config /opt/spire/conf/agent/agent.conf -expandEnv
 }

@@ -59,11 +59,59 @@ demo_init() {
     *) die "unknown mode '$DEMO_MODE': use --mode local or --mode docker (or SPIRE_DEMO_MODE)" ;;
   esac
   export SPIRE_DEMO_MODE="$DEMO_MODE"
-  if [ "$DEMO_MODE" = docker ]; then
-    if ! docker compose version >/dev/null 2>&1; then
-      die "Docker mode needs docker with the compose plugin (docker compose version failed); or use --mode local"
-    fi
+  if [ "$DEMO_MODE" = docker ]; then docker_init; fi
+}
+
+# ---------------------------------------------------------------- Docker mode: engine and compose
+
+# The project's own podman Docker-API service (scripts/container-engine.sh), for machines
+# with podman and no Docker daemon.
+podman_socket() { echo "$(sockets_dir)/podman.sock"; }
+podman_conf() { echo "$DEMO_DATA/podman/containers.conf"; }
+
+# docker_api_answers HOST: true if a Docker API answers at HOST (a DOCKER_HOST value; empty
+# means the docker CLI's default engine or context).
+docker_api_answers() {
+  if command -v docker >/dev/null 2>&1; then
+    if [ -n "$1" ]; then DOCKER_HOST="$1" docker info >/dev/null 2>&1; else env -u DOCKER_HOST docker info >/dev/null 2>&1; fi
+  elif [[ "$1" == unix://* ]]; then
+    curl -sf --max-time 5 --unix-socket "${1#unix://}" http://engine/_ping >/dev/null 2>&1
+  else
+    return 1
   fi
+}
+
+# Both compose front ends work: the `docker compose` plugin (v2) and the standalone
+# `docker-compose` (v1, which the tutorial uses and Debian ships). SPIRE_DEMO_COMPOSE picks
+# one ("docker compose" or "docker-compose") when both are installed.
+COMPOSE_CMD=()
+detect_compose() {
+  local choice="${SPIRE_DEMO_COMPOSE:-}"
+  if { [ -z "$choice" ] || [ "$choice" = "docker compose" ]; } && docker compose version >/dev/null 2>&1; then
+    COMPOSE_CMD=(docker compose)
+    COMPOSE_VERSION="$(docker compose version --short 2>/dev/null || true)"
+  elif { [ -z "$choice" ] || [ "$choice" = docker-compose ]; } && docker-compose version >/dev/null 2>&1; then
+    COMPOSE_CMD=(docker-compose)
+    COMPOSE_VERSION="$(docker-compose version --short 2>/dev/null || true)"
+  elif [ -n "$choice" ]; then
+    die "SPIRE_DEMO_COMPOSE=$choice, but '$choice version' fails: install it, or unset SPIRE_DEMO_COMPOSE to use whichever compose is installed"
+  else
+    die "Docker mode needs compose: install the Docker compose plugin (docker compose) or docker-compose (Debian: apt-get install docker-compose); or use --mode local"
+  fi
+}
+compose_name() { echo "${COMPOSE_CMD[*]}"; }
+
+docker_init() {
+  detect_compose
+  # Found by itself, so the numbered scripts work in a new shell too.
+  if [ -z "${DOCKER_HOST:-}" ] && running_pid podman-service >/dev/null; then
+    DOCKER_HOST="unix://$(podman_socket)"
+    export DOCKER_HOST
+  fi
+  printf 'Docker mode: %s %s%s\n' "$(compose_name)" "${COMPOSE_VERSION:-}" \
+    "${DOCKER_HOST:+, engine at $DOCKER_HOST}" >&2
+  docker_api_answers "${DOCKER_HOST:-}" ||
+    die "no container engine answers${DOCKER_HOST:+ at $DOCKER_HOST}: start Docker, or on a machine with podman run scripts/container-engine.sh start"
 }
 
 # ---------------------------------------------------------------- names (facts of the tutorial)
@@ -186,12 +234,12 @@ require_spire_binaries() {
   [ "$DEMO_MODE" = local ] || return 0
   local bin
   for bin in spire-server spire-agent; do
-    [ -x "$SPIRE_BIN/$bin" ] || die "$bin is missing from .spire/bin: run scripts/install-spire.sh (builds SPIRE 1.13.3 with Go, or tells you how to get the release archive)"
+    [ -x "$SPIRE_BIN/$bin" ] || die "$bin is missing from .spire/bin: run scripts/install-spire.sh (builds SPIRE 1.13.3 with Go, or downloads the official release archive)"
   done
 }
 
 compose() {
-  docker compose -f "$COMPOSE_FILE" "$@"
+  "${COMPOSE_CMD[@]}" -f "$COMPOSE_FILE" "$@"
 }
 
 # spire_server TD ARGS...: runs `spire-server ARGS... -socketPath <that server's socket>`.
@@ -228,7 +276,7 @@ require_servers() {
     if [ "$DEMO_MODE" = local ]; then
       die "the SPIRE server of $td ($(server_name "$td")) is not running: run npm start, or scripts/start-servers.sh, first"
     else
-      die "the SPIRE server of $td ($(server_name "$td")) is not running: run ./build.sh --mode docker and docker compose up -d first"
+      die "the SPIRE server of $td ($(server_name "$td")) is not running: run ./build.sh --mode docker and $(compose_name) up -d first"
     fi
   done
 }

@@ -30,5 +30,10 @@ if (files.length === 0) {
   console.error("run-tests: no compiled test files found; did `npm run build` run?");
   process.exit(1);
 }
-const result = spawnSync(process.execPath, ["--test", ...files], { cwd: root, stdio: "inherit" });
+// One file at a time: the end-to-end tests (local and Docker mode) share the demo's fixed
+// ports (8080 and SPIRE's), so they must never overlap.
+const result = spawnSync(process.execPath, ["--test", "--test-concurrency=1", ...files], {
+  cwd: root,
+  stdio: "inherit",
+});
 process.exit(result.status ?? 1);

@@ -7,7 +7,7 @@ set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 demo_init "$@"
-[ "$DEMO_MODE" = local ] || die "in Docker mode the servers start with: docker compose up -d"
+[ "$DEMO_MODE" = local ] || die "in Docker mode the servers start with: $(compose_name) up -d"
 require_spire_binaries
 
 start_server() {

@@ -8,7 +8,7 @@ set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 demo_init "$@"
-[ "$DEMO_MODE" = local ] || die "in Docker mode the services run in their containers: docker compose up -d"
+[ "$DEMO_MODE" = local ] || die "in Docker mode the services run in their containers: $(compose_name) up -d"
 
 NODE="$(command -v node)" || die "node is not on PATH"
 for service in stock-quotes-service broker-webapp; do

@@ -7,7 +7,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 demo_init "$@"
 
 if [ "$DEMO_MODE" = docker ]; then
-  say "Stopping the containers (docker compose down)"
+  say "Stopping the containers ($(compose_name) down)"
   compose down
   exit 0
 fi

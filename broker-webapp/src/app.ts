@@ -1,3 +1,4 @@
+import { adviseOnMissingSvid } from "@federation-demo/service-kit";
 import type { SpiffeId, X509Source } from "@federation-demo/spiffe";
 import express, { type Express, type NextFunction, type Request, type Response } from "express";
 import type { Logger } from "pino";
@@ -14,7 +15,7 @@ export type IdentitySource = Pick<
 /** The parts of QuotesClient the webapp uses. */
 export type QuotesFetcher = Pick<
   QuotesClient,
-  "fetchQuotes" | "verifiedPeer" | "handshakes" | "url"
+  "fetchQuotes" | "verifiedPeer" | "handshakes" | "retries" | "url"
 >;
 
 /** Outcome of the most recent call to the quotes service. */
@@ -61,11 +62,8 @@ export function createWebapp({ source, client, quotesId, log }: WebappDeps): Exp
 
   const loadQuotes = async (): Promise<PageView["status"]> => {
     if (!source.getX509Svid()) {
-      return {
-        kind: "waiting-for-svid",
-        socket: source.address,
-        agentSaid: source.lastError?.message,
-      };
+      const { reason, fix } = adviseOnMissingSvid(source);
+      return { kind: "waiting-for-svid", reason, fix };
     }
     try {
       lastQuotes = await client.fetchQuotes();
@@ -116,6 +114,7 @@ export function createWebapp({ source, client, quotesId, log }: WebappDeps): Exp
               },
         verifiedPeer: client.verifiedPeer?.toString() ?? null,
         tlsHandshakes: client.handshakes,
+        retries: client.retries,
       },
     });
   });

@@ -5,18 +5,22 @@ import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { chromium } from "playwright-core";
+import { FakeWorkloadApi } from "@federation-demo/spiffe/testing";
+import { type BrowserContext, chromium } from "playwright-core";
 import {
   Federation,
   getPage,
   REPO_ROOT,
-  type ServiceProcess,
+  ServiceProcess,
   startQuotesService,
   startWebapp,
   tableRows,
+  WEBAPP_MAIN,
 } from "./services-test-support.js";
 
 const CHROMIUM = "/usr/bin/chromium";
+/** gRPC status code 7 (the webapp does not depend on grpc-js itself). */
+const PERMISSION_DENIED = 7;
 const SCREENSHOT = join(REPO_ROOT, "test-output", "quotes-page.png");
 const CHROMIUM_ARGS = [
   "--headless",
@@ -116,5 +120,116 @@ describe("the quotes page in Chromium", { timeout: 120_000 }, () => {
     } finally {
       await context.close();
     }
+  });
+});
+
+/** Runs `use` with a fresh headless Chromium profile, closed afterwards. */
+async function withChromium(use: (context: BrowserContext) => Promise<void>): Promise<void> {
+  assert.ok(
+    existsSync(CHROMIUM),
+    `${CHROMIUM} not found: the browser test needs Debian's chromium; run \`apt-get install chromium\``,
+  );
+  const profile = await mkdtemp(join(tmpdir(), "quotes-chromium-"));
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: CHROMIUM_ARGS,
+  });
+  try {
+    await use(context);
+  } finally {
+    await context.close();
+    await rm(profile, { recursive: true, force: true });
+  }
+}
+
+describe("the waiting page in Chromium, in plain words", { timeout: 120_000 }, () => {
+  let socketDir: string;
+  let fakeAgent: FakeWorkloadApi;
+  const webapps: ServiceProcess[] = [];
+
+  before(async () => {
+    socketDir = await mkdtemp(join(tmpdir(), "waiting-page-"));
+    fakeAgent = await FakeWorkloadApi.start();
+    // What a real SPIRE Agent answers until a registration entry matches the caller.
+    fakeAgent.failWith(PERMISSION_DENIED, "no identity issued");
+  });
+
+  after(async () => {
+    await Promise.all(webapps.map((webapp) => webapp.stop()));
+    await fakeAgent?.stop();
+    if (socketDir) await rm(socketDir, { recursive: true, force: true });
+  });
+
+  const startWebappOn = (socket: string): ServiceProcess => {
+    const webapp = new ServiceProcess("broker-webapp", WEBAPP_MAIN, [
+      ...["--host", "127.0.0.1", "--port", "0", "--socket", socket],
+      ...["--quotes-url", "https://127.0.0.1:1/quotes"],
+    ]);
+    webapps.push(webapp);
+    return webapp;
+  };
+
+  /** Loads the page until it shows `reason`, checks the wording, and takes a screenshot. */
+  const checkWaitingPage = async (
+    webapp: ServiceProcess,
+    expected: { reason: RegExp; fix: string; screenshot: string },
+  ) => {
+    const port = await webapp.port();
+    await withChromium(async (context) => {
+      const page = context.pages()[0] ?? (await context.newPage());
+      const url = `http://127.0.0.1:${port}/quotes`;
+      let reason = "";
+      const deadline = Date.now() + 15_000;
+      while (!expected.reason.test(reason) && Date.now() < deadline) {
+        await page.goto(url);
+        reason = (await page.locator(".waiting .reason").textContent()) ?? "";
+      }
+      assert.match(reason, expected.reason);
+      const block = ((await page.locator(".waiting").textContent()) ?? "").trim();
+      assert.match(block, /^Waiting for an X\.509 SVID from the SPIRE Agent\./);
+      assert.equal(await page.locator(".waiting .fix").textContent(), expected.fix);
+      assert.doesNotMatch(block, /UNAVAILABLE|PERMISSION_DENIED|\[|grpc/i, "no raw gRPC detail");
+      assert.equal(await page.locator("tbody tr").count(), 0);
+      await mkdir(join(REPO_ROOT, "test-output"), { recursive: true });
+      const path = join(REPO_ROOT, "test-output", expected.screenshot);
+      await page.screenshot({ path, fullPage: true });
+      assert.ok(existsSync(path));
+      console.log(`screenshot: ${path}`);
+    });
+  };
+
+  it("no agent: says there is no socket and names step 1; the log keeps the gRPC detail", async () => {
+    const socket = join(socketDir, "agent.sock");
+    const webapp = startWebappOn(`unix://${socket}`);
+    await checkWaitingPage(webapp, {
+      reason: new RegExp(
+        `^There is no SPIRE Agent socket at ${socket}: the agent is not running\\.$`,
+      ),
+      fix: "Start the agents: run ./1-start-spire-agents.sh.",
+      screenshot: "waiting-no-agent.png",
+    });
+    const logged = await webapp.waitForLog(
+      (line) => /^still waiting/.test(line.msg) && line.problem === "no-socket",
+      "still waiting (no socket)",
+      { from: 0 },
+    );
+    assert.match(logged.msg, /no SPIRE Agent socket .* run \.\/1-start-spire-agents\.sh/);
+    assert.match(String(logged.agentSaid), /UNAVAILABLE/, "the full answer stays in the log");
+  });
+
+  it("no entry yet: says the agent answered without an entry and names step 3", async () => {
+    const webapp = startWebappOn(fakeAgent.address);
+    await checkWaitingPage(webapp, {
+      reason: /answered, but no registration entry matches this workload yet\.$/,
+      fix: "Create the entries: run ./3-create-registration-entries.sh (the agent picks them up within about 5 s).",
+      screenshot: "waiting-no-entry.png",
+    });
+    const logged = await webapp.waitForLog(
+      (line) => /^still waiting/.test(line.msg) && line.problem === "no-entry",
+      "still waiting (no entry)",
+      { from: 0 },
+    );
+    assert.match(String(logged.agentSaid), /PERMISSION_DENIED: no identity issued/);
   });
 });

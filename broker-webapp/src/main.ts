@@ -37,6 +37,7 @@ async function run(options: WebappOptions, log: Logger): Promise<void> {
     quotesId: options.quotesId,
     svidSource: source,
     bundleSource: source,
+    onRetry: (reason) => log.info({ reason }, "quotes request sent again on a new connection"),
   });
   // A kept-alive connection was authenticated under the old bundles: when they change
   // (a trust domain federated or dropped, a CA rotated), authenticate the server afresh.

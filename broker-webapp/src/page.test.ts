@@ -91,13 +91,13 @@ describe("renderQuotesPage", () => {
     assert.equal(rows(html).length, 1);
   });
 
-  it("says in plain words that it waits for an SVID, on which socket, and why it may", () => {
+  it("says in plain words why it waits for an SVID and which step fixes it", () => {
     const html = renderQuotesPage(
       view({
         status: {
           kind: "waiting-for-svid",
-          socket: "unix:///tmp/agent.sock",
-          agentSaid: "PERMISSION_DENIED: no identity issued",
+          reason: "There is no SPIRE Agent socket at /tmp/<agent>.sock: the agent is not running.",
+          fix: "Start the agents: run ./1-start-spire-agents.sh.",
         },
         quotes: [],
         lastUpdated: undefined,
@@ -105,11 +105,21 @@ describe("renderQuotesPage", () => {
       }),
     );
     assert.match(html, /Waiting for an X\.509 SVID/);
-    assert.ok(html.includes("<code>unix:///tmp/agent.sock</code>"));
-    assert.match(html, /no registration entry matches this workload yet/);
-    assert.ok(html.includes("PERMISSION_DENIED: no identity issued"));
+    assert.ok(html.includes("no SPIRE Agent socket at /tmp/&lt;agent&gt;.sock"), "reason, escaped");
+    assert.ok(
+      html.includes('<strong class="fix">Start the agents: run ./1-start-spire-agents.sh.'),
+    );
+    assert.match(html, /the service log has the agent's full answer/);
     assert.match(html, /Last Updated: never/);
     assert.ok(html.includes(RELOAD_SCRIPT), "still reloads while waiting");
+  });
+
+  it("leaves the fix out when waiting is enough", () => {
+    const html = renderQuotesPage(
+      view({ status: { kind: "waiting-for-svid", reason: "No answer yet.", fix: undefined } }),
+    );
+    assert.ok(html.includes("No answer yet."));
+    assert.ok(!html.includes('class="fix"'));
   });
 
   it("shows the identity panel: own ID, expiry, verified peer, trust domains", () => {

@@ -7,7 +7,13 @@ export interface PageView {
   status:
     | { kind: "ok" }
     | { kind: "unavailable"; reason: string }
-    | { kind: "waiting-for-svid"; socket: string; agentSaid: string | undefined };
+    | {
+        kind: "waiting-for-svid";
+        /** Why there is no SVID, in one plain sentence (the gRPC detail is in the log). */
+        reason: string;
+        /** The tutorial step that fixes it, if waiting is not enough. */
+        fix: string | undefined;
+      };
   /** The last quotes received (kept when a later call fails). */
   quotes: readonly Quote[];
   /** When those quotes arrived; undefined before the first success. */
@@ -88,15 +94,12 @@ function statusBlock(status: PageView["status"]): string {
     case "unavailable":
       return `<p class="error" role="alert"><strong>Quotes service unavailable</strong>: ${escapeHtml(status.reason)}</p>`;
     case "waiting-for-svid": {
-      const said = status.agentSaid
-        ? ` The agent's last answer: <em>${escapeHtml(status.agentSaid)}</em>.`
-        : "";
+      const fix = status.fix ? ` <strong class="fix">${escapeHtml(status.fix)}</strong>` : "";
       return (
-        `<p class="waiting" role="status"><strong>Waiting for an X.509 SVID</strong> from the ` +
-        `SPIRE agent's Workload API at <code>${escapeHtml(status.socket)}</code>. ` +
-        "The agent may not be running yet, or no registration entry matches this workload yet " +
-        `(create one with <code>spire-server entry create</code>).${said} ` +
-        "This page reloads every second and shows the quotes as soon as the SVID arrives.</p>"
+        '<p class="waiting" role="status"><strong>Waiting for an X.509 SVID</strong> from the ' +
+        `SPIRE Agent. <span class="reason">${escapeHtml(status.reason)}</span>${fix} ` +
+        "This page reloads every second and shows the quotes as soon as the SVID arrives; " +
+        "the service log has the agent's full answer.</p>"
       );
     }
   }

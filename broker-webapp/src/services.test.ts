@@ -60,6 +60,7 @@ interface HealthJson {
     lastResult: { ok: boolean; reason?: string } | null;
     verifiedPeer: string | null;
     tlsHandshakes: number;
+    retries: number;
   };
 }
 
@@ -446,6 +447,65 @@ describe("broker-webapp and stock-quotes-service across two trust domains", {
     assert.equal(tableRows(await getPage(webPort)).length, 11);
     assert.doesNotMatch(await getPage(webPort), /Quotes service unavailable/);
   });
+
+  it("the quotes service rides through a transient PERMISSION_DENIED; after a confirmed one it refuses new connections", async () => {
+    // A webapp with no connection yet, so its first page load needs a new TLS handshake.
+    const fresh = startWebapp(federation, `https://127.0.0.1:${quotesPort}/quotes`);
+    let fromLine = quotes.mark();
+    try {
+      const freshPort = await fresh.port();
+      await fresh.waitForLog((l) => l.msg === "X.509 SVID received", "SVID received", {
+        from: 0,
+      });
+
+      // The agent refuses the stream and keeps the retry waiting, as while it renews its
+      // own SVID: the page still loads, over a connection made in that window.
+      fromLine = quotes.mark();
+      federation.stocksApi.endStreamsWith(PERMISSION_DENIED, "no identity issued");
+      federation.stocksApi.withholdX509();
+      await quotes.waitForLog((l) => l.msg === "Workload API error", "refusal", {
+        from: fromLine,
+      });
+      const html = await getPage(freshPort);
+      assert.doesNotMatch(html, /Quotes service unavailable/);
+      assert.equal(tableRows(html).length, 11);
+      assert.equal((await health(freshPort)).upstream.tlsHandshakes, 1);
+      await federation.issueQuotesSvid();
+      await quotes.waitForLog((l) => l.msg === "X.509 SVID rotated", "renewed", {
+        from: fromLine,
+      });
+      assert.ok(
+        !quotes.logs.slice(fromLine).some((l) => l.msg === "X.509 SVID withdrawn"),
+        "never withdrawn",
+      );
+
+      // Refused again on the retry: withdrawn, and a new connection is refused.
+      fromLine = quotes.mark();
+      federation.stocksApi.failWith(PERMISSION_DENIED, "no identity issued");
+      await quotes.waitForLog((l) => l.msg === "X.509 SVID withdrawn", "withdrawn", {
+        from: fromLine,
+      });
+      const other = startWebapp(federation, `https://127.0.0.1:${quotesPort}/quotes`);
+      try {
+        const otherPort = await other.port();
+        await other.waitForLog((l) => l.msg === "X.509 SVID received", "SVID received", {
+          from: 0,
+        });
+        assert.match(await getPage(otherPort), /Quotes service unavailable<\/strong>/);
+      } finally {
+        assert.deepEqual(await other.stop(), { code: 0, signal: null });
+      }
+    } finally {
+      assert.deepEqual(await fresh.stop(), { code: 0, signal: null });
+      federation.stocksApi.failWith(undefined);
+      await federation.issueQuotesSvid();
+    }
+    // Received again after the withdrawal (fromLine was marked before it).
+    await quotes.waitForLog((l) => l.msg === "X.509 SVID received", "SVID again", {
+      from: fromLine,
+    });
+    assert.equal(tableRows(await getPage(webPort)).length, 11);
+  });
 });
 
 /** An in-process quotes server that misbehaves on request. */
@@ -454,10 +514,20 @@ class TestQuotesServer {
   status = 200;
   /** Never answer (to exercise the webapp's timeout). */
   hang = false;
+  /**
+   * Close the connection under the next request, without a byte of response (as when a
+   * server closes its idle kept-alive connections while a request is on its way), after
+   * this many ms (0: at once). Applies once.
+   */
+  closeNextRequestAfterMs: number | undefined;
+  /** Send the headers and part of the body, then close the connection. */
+  breakMidBody = false;
   requests = 0;
+  /** TCP connections accepted. */
+  connections = 0;
   readonly #server: ReturnType<typeof createMtlsHttpsServer>;
 
-  constructor(federation: Federation, svid: X509Svid) {
+  constructor(federation: Federation, svid: X509Svid, authorizedId = WEBAPP_ID) {
     this.#server = createMtlsHttpsServer(
       {
         svidSource: { getX509Svid: () => svid },
@@ -465,14 +535,32 @@ class TestQuotesServer {
           federation.brokerCa.bundle(),
           federation.stocksCa.bundle(),
         ]),
-        authorizer: authorizeID(parseSpiffeId(WEBAPP_ID)),
+        authorizer: authorizeID(parseSpiffeId(authorizedId)),
       },
-      (_req, res) => {
+      (req, res) => {
         this.requests += 1;
+        const closeAfterMs = this.closeNextRequestAfterMs;
+        if (closeAfterMs !== undefined) {
+          this.closeNextRequestAfterMs = undefined;
+          setTimeout(() => req.socket.destroy(), closeAfterMs);
+          return;
+        }
         if (this.hang) return;
+        if (this.breakMidBody) {
+          const body = Buffer.from(this.body);
+          res.writeHead(200, {
+            "content-type": "application/json",
+            "content-length": String(body.length),
+          });
+          res.write(body.subarray(0, body.length >> 1), () => req.socket.destroy());
+          return;
+        }
         res.writeHead(this.status, { "content-type": "application/json" }).end(this.body);
       },
     );
+    this.#server.on("connection", () => {
+      this.connections += 1;
+    });
   }
 
   listen(): Promise<number> {
@@ -518,8 +606,15 @@ describe("broker-webapp against a misbehaving quotes server", { timeout: 120_000
     await federation?.stop();
   });
 
-  async function serverAs(id: string): Promise<{ server: TestQuotesServer; port: number }> {
-    const server = new TestQuotesServer(federation, (await federation.stocksCa.issue(id)).svid());
+  async function serverAs(
+    id: string,
+    authorizedId = WEBAPP_ID,
+  ): Promise<{ server: TestQuotesServer; port: number }> {
+    const server = new TestQuotesServer(
+      federation,
+      (await federation.stocksCa.issue(id)).svid(),
+      authorizedId,
+    );
     servers.push(server);
     return { server, port: await server.listen() };
   }
@@ -552,6 +647,74 @@ describe("broker-webapp against a misbehaving quotes server", { timeout: 120_000
       report.upstream.lastResult?.reason,
       "mTLS refused: peer spiffe://stocksmarket.org/impostor is not the expected spiffe://stocksmarket.org/quotes-service",
     );
+    assert.equal(report.upstream.retries, 0);
+    assert.equal(server.connections, 1, "not tried again");
+  });
+
+  it("sends the request again on a new connection when the server closes a kept-alive one under it", async () => {
+    const { server, port } = await serverAs(QUOTES_ID);
+    server.body = JSON.stringify([GOOD_QUOTE]);
+    const webPort = await webappFor(port);
+    assert.equal(tableRows(await getPage(webPort)).length, 1);
+    assert.deepEqual(
+      [(await health(webPort)).upstream.tlsHandshakes, server.connections],
+      [1, 1],
+      "one kept-alive connection",
+    );
+
+    server.closeNextRequestAfterMs = 0;
+    const html = await getPage(webPort);
+    assert.doesNotMatch(html, /Quotes service unavailable/);
+    assert.equal(tableRows(html).length, 1);
+    const report = await health(webPort);
+    assert.equal(report.upstream.retries, 1);
+    assert.equal(report.upstream.tlsHandshakes, 2, "the second attempt on a new connection");
+    assert.equal(server.connections, 2);
+    assert.equal(server.requests, 3, "first load, the closed request, its retry");
+  });
+
+  it("keeps the 2 s limit for the whole call, the second attempt included", async () => {
+    const { server, port } = await serverAs(QUOTES_ID);
+    server.body = JSON.stringify([GOOD_QUOTE]);
+    const webPort = await webappFor(port);
+    assert.equal(tableRows(await getPage(webPort)).length, 1);
+
+    // 1.2 s lost on the first attempt, then the second gets no answer.
+    server.closeNextRequestAfterMs = 1200;
+    server.hang = true;
+    const started = Date.now();
+    const html = await getPage(webPort);
+    const elapsedMs = Date.now() - started;
+    assert.match(html, /Quotes service unavailable<\/strong>: no answer within 2 s/);
+    assert.equal((await health(webPort)).upstream.retries, 1);
+    assert.ok(elapsedMs < 3000, `the call took ${elapsedMs} ms; a second 2 s limit would be 3.2 s`);
+  });
+
+  it("does not send the request again when the server refuses the webapp's identity", async () => {
+    // The server closes the connection once it has refused the client's SVID: the same
+    // "closed" failure as above, but on the connection this call opened.
+    const { server, port } = await serverAs(QUOTES_ID, "spiffe://broker.org/someone-else");
+    const webPort = await webappFor(port);
+    const html = await getPage(webPort);
+    assert.match(html, /Quotes service unavailable<\/strong>: connection to .* closed/);
+    const report = await health(webPort);
+    assert.equal(report.upstream.retries, 0);
+    assert.equal(server.connections, 1, "no second connection");
+    assert.equal(server.requests, 0);
+  });
+
+  it("does not send the request again once the response has started", async () => {
+    const { server, port } = await serverAs(QUOTES_ID);
+    server.body = JSON.stringify([GOOD_QUOTE, GOOD_QUOTE]);
+    const webPort = await webappFor(port);
+    assert.equal(tableRows(await getPage(webPort)).length, 2);
+
+    server.breakMidBody = true;
+    const html = await getPage(webPort);
+    assert.match(html, /Quotes service unavailable/);
+    assert.equal(tableRows(html).length, 2, "the last good quotes stay");
+    assert.equal((await health(webPort)).upstream.retries, 0);
+    assert.equal(server.requests, 2, "the broken request was not sent again");
   });
 
   it("refuses a quotes server whose chain does not verify, and one that does not speak TLS", async () => {
@@ -710,11 +873,11 @@ describe("waiting for an SVID", { timeout: 120_000 }, () => {
 
     const waiting = await eventually(async () => {
       const html = await getPage(webPort);
-      return html.includes(denied) ? html : undefined;
-    }, "the page to show the agent's answer");
+      return /no registration entry matches this workload yet/.test(html) ? html : undefined;
+    }, "the page to say why, in plain words");
     assert.match(waiting, /Waiting for an X\.509 SVID/);
     assert.ok(waiting.includes(federation.brokerApi.address), "names the socket");
-    assert.match(waiting, /no registration entry matches this workload yet/);
+    assert.ok(!waiting.includes(denied), "the agent's raw answer stays in the log");
     assert.match(waiting, /location\.reload/);
     assert.equal((await health(webPort)).hasSvid, false);
     assert.equal(

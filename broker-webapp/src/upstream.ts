@@ -1,13 +1,20 @@
 import {
   authorizeID,
-  createMtlsAgent,
+  mtlsConnector,
   SpiffeError,
   type SpiffeId,
   type X509BundleSource,
   type X509SvidSource,
 } from "@federation-demo/spiffe";
-import { type Agent, request } from "undici";
+import { Agent, type Dispatcher, request } from "undici";
 import { parseQuotes, type Quote } from "./quote.js";
+
+/**
+ * How a connection fails when the server closed it under a request (reset, closed,
+ * broken pipe; undici's SocketError "other side closed"). A refused identity is a
+ * SpiffeError, whose codes are not among these.
+ */
+const CLOSED_UNDER_REQUEST = new Set(["ECONNRESET", "EPIPE", "UND_ERR_SOCKET"]);
 
 /** A failed call to the quotes service; `message` is the short reason shown on the page. */
 export class UpstreamError extends Error {
@@ -24,11 +31,21 @@ export interface QuotesClientOptions {
   timeoutMs?: number;
   /** Larger responses are refused (default 256 KiB; eleven quotes are about 1.3 KB). */
   maxBytes?: number;
+  /** Told why a request is sent a second time, on a new connection (for the log). */
+  onRetry?: (reason: string) => void;
 }
 
 /**
  * Fetches quotes over SPIFFE mTLS through one long-lived undici Agent, so connections
  * (and their TLS handshakes) are kept alive and reused across page loads.
+ *
+ * A server may close an idle kept-alive connection just as a request goes out on it
+ * (the quotes service does so when its trust bundles change). Such a request is sent
+ * once more, on a new connection, if it went out on a connection opened before the call
+ * and failed before the response's headers arrived: the GET is idempotent and the
+ * server never answered it. Never after the response started, and never when the call
+ * opened a connection itself (a server refusing our identity closes that one). The
+ * time limit covers both attempts.
  */
 export class QuotesClient {
   readonly url: URL;
@@ -36,28 +53,39 @@ export class QuotesClient {
   readonly #createAgent: () => Agent;
   readonly #timeoutMs: number;
   readonly #maxBytes: number;
+  readonly #onRetry: (reason: string) => void;
   #verifiedPeer: SpiffeId | undefined;
   #handshakes = 0;
+  /** Connections this client began to open (each one a call of the connector). */
+  #connectAttempts = 0;
+  #retries = 0;
 
   constructor(options: QuotesClientOptions) {
     this.url = options.url;
     this.#timeoutMs = options.timeoutMs ?? 2000;
     this.#maxBytes = options.maxBytes ?? 256 * 1024;
+    this.#onRetry = options.onRetry ?? (() => {});
+    const connect = mtlsConnector({
+      svidSource: options.svidSource,
+      bundleSource: options.bundleSource,
+      authorizer: authorizeID(options.quotesId),
+      connectTimeoutMs: this.#timeoutMs,
+      onPeerVerified: (peerId) => {
+        this.#verifiedPeer = peerId;
+        this.#handshakes += 1;
+      },
+    });
     this.#createAgent = () =>
-      createMtlsAgent(
-        {
-          svidSource: options.svidSource,
-          bundleSource: options.bundleSource,
-          authorizer: authorizeID(options.quotesId),
-          connectTimeoutMs: this.#timeoutMs,
-          onPeerVerified: (peerId) => {
-            this.#verifiedPeer = peerId;
-            this.#handshakes += 1;
-          },
-        },
+      new Agent({
         // The page reloads every second: keep the connection for longer than that.
-        { keepAliveTimeout: 30_000, keepAliveMaxTimeout: 120_000, connections: 8 },
-      );
+        keepAliveTimeout: 30_000,
+        keepAliveMaxTimeout: 120_000,
+        connections: 8,
+        connect: (connectOptions, callback) => {
+          this.#connectAttempts += 1;
+          connect(connectOptions, callback);
+        },
+      });
     this.#agent = this.#createAgent();
   }
 
@@ -79,6 +107,11 @@ export class QuotesClient {
   /** How many connections (each one TLS handshake) have authenticated the quotes service. */
   get handshakes(): number {
     return this.#handshakes;
+  }
+
+  /** How many requests were sent a second time after a kept-alive connection closed under them. */
+  get retries(): number {
+    return this.#retries;
   }
 
   /** The quotes, or an UpstreamError saying in a few words what went wrong. */
@@ -109,13 +142,38 @@ export class QuotesClient {
     }
   }
 
-  async #fetchBody(signal: AbortSignal): Promise<string> {
-    const response = await request(this.url, {
-      dispatcher: this.#agent,
+  /** The response's status and headers, sent a second time if the rules above allow. */
+  async #send(signal: AbortSignal): Promise<Dispatcher.ResponseData> {
+    const agent = this.#agent;
+    const connectAttempts = this.#connectAttempts;
+    try {
+      return await this.#request(agent, signal);
+    } catch (error) {
+      const code = (error as { code?: unknown }).code;
+      const onKeptAliveConnection = this.#connectAttempts === connectAttempts;
+      if (signal.aborted || !onKeptAliveConnection || !CLOSED_UNDER_REQUEST.has(String(code))) {
+        throw error;
+      }
+      this.#retries += 1;
+      this.#onRetry(describeFailure(error, this.url));
+      // The server is likely closing its other idle connections too: start afresh, so
+      // the second attempt (and the next calls) get a new connection.
+      if (this.#agent === agent) this.dropConnections();
+      return await this.#request(this.#agent, signal);
+    }
+  }
+
+  #request(agent: Agent, signal: AbortSignal): Promise<Dispatcher.ResponseData> {
+    return request(this.url, {
+      dispatcher: agent,
       method: "GET",
       headers: { accept: "application/json" },
       signal,
     });
+  }
+
+  async #fetchBody(signal: AbortSignal): Promise<string> {
+    const response = await this.#send(signal);
     if (response.statusCode !== 200) {
       // Read (a bounded amount of) the body so the connection can be reused.
       await response.body.dump({ limit: this.#maxBytes }).catch(() => {});

@@ -1,5 +1,6 @@
 import type { X509Source } from "@federation-demo/spiffe";
 import type { Logger } from "pino";
+import { adviseOnMissingSvid } from "./agent-advice.js";
 
 /** How often to repeat "still waiting" while the agent has no SVID for us. */
 export const WAITING_LOG_INTERVAL_MS = 10_000;
@@ -7,27 +8,30 @@ export const WAITING_LOG_INTERVAL_MS = 10_000;
 /**
  * Logs what the Workload API does for this workload: the first SVID, each rotation, an
  * SVID withdrawn, and - at most every WAITING_LOG_INTERVAL_MS, never in a hot loop - why
- * there is no SVID yet (e.g. PERMISSION_DENIED: no registration entry matches us).
+ * there is no SVID yet, in plain words with the tutorial step that fixes it (e.g. no
+ * registration entry matches us: run ./3-create-registration-entries.sh), the agent's
+ * full answer in the `agentSaid` field.
  * Returns a function that stops the logging.
  */
 export function logIdentityChanges(source: X509Source, log: Logger): () => void {
   let current: string | undefined;
   let currentTrustDomains = "";
   let lastWaitingLog = 0;
-  let lastErrorMessage: string | undefined;
+  let lastProblem: string | undefined;
 
   const logWaiting = (force: boolean) => {
     if (source.getX509Svid()) return;
     const now = Date.now();
-    const reason = source.lastError?.message;
-    if (!force && reason === lastErrorMessage && now - lastWaitingLog < WAITING_LOG_INTERVAL_MS) {
+    const advice = adviseOnMissingSvid(source);
+    const problem = `${advice.kind} ${advice.detail}`;
+    if (!force && problem === lastProblem && now - lastWaitingLog < WAITING_LOG_INTERVAL_MS) {
       return;
     }
     lastWaitingLog = now;
-    lastErrorMessage = reason;
+    lastProblem = problem;
     log.warn(
-      { socket: source.address, agentSaid: reason ?? "nothing yet" },
-      "still waiting for an X.509 SVID: is the SPIRE agent running, and does a registration entry match this workload?",
+      { socket: source.address, problem: advice.kind, agentSaid: advice.detail ?? "nothing yet" },
+      `still waiting for an X.509 SVID: ${advice.reason}${advice.fix ? ` ${advice.fix}` : ""}`,
     );
   };
 

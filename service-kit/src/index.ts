@@ -1,3 +1,4 @@
+export * from "./agent-advice.js";
 export * from "./command-line.js";
 export * from "./identity-log.js";
 export * from "./listen.js";

@@ -4,6 +4,7 @@ export * from "./errors.js";
 export * from "./spiffeid.js";
 export * from "./tlsconfig.js";
 export * from "./workloadapi/address.js";
+export * from "./workloadapi/agent-problem.js";
 export * from "./workloadapi/client.js";
 export * from "./workloadapi/x509source.js";
 export * from "./x509svid.js";

@@ -127,7 +127,7 @@ after(async () => {
   await Promise.all([brokerAgent.stop(), stocksAgent.stop()]);
 });
 
-describe("SPIFFE mTLS with X509Sources following the Workload API", () => {
+describe("SPIFFE mTLS with X509Sources following the Workload API", { timeout: 30_000 }, () => {
   test("federated workloads authenticate each other", async () => {
     assert.equal(await fetchPeer(), "ok");
   });
@@ -154,9 +154,30 @@ describe("SPIFFE mTLS with X509Sources following the Workload API", () => {
     assert.equal(await fetchPeer(), "ok");
   });
 
-  test("PERMISSION_DENIED withdraws the SVID: the server refuses handshakes until a new one", async () => {
+  test("a transient PERMISSION_DENIED: connections in the window succeed; then the renewed SVID", async () => {
     rejected.length = 0;
-    const withdrawn = once(quotesSource, "update");
+    const current = quotesSource.getX509Svid()?.leaf.fingerprint256;
+    // The agent refuses the stream and does not answer the retry yet: the window stays open.
+    const refused = new Promise((resolve) => quotesSource.once("error", resolve));
+    stocksAgent.endStreamsWith(status.PERMISSION_DENIED, "no identity issued");
+    stocksAgent.withholdX509();
+    await refused;
+    assert.equal(await fetchPeer(), "ok");
+    assert.equal(await presentedLeaf(), current, "the current SVID is still presented");
+
+    const renewed = await stocksCa.issue(QUOTES);
+    const installed = new Promise((resolve) => quotesSource.once("svidChanged", resolve));
+    stocksAgent.setX509(response(QUOTES, renewed, stocksCa, { [BROKER_TD]: brokerCa.bundleDer() }));
+    await installed;
+    assert.equal(await presentedLeaf(), renewed.certificates[0]?.fingerprint256);
+    assert.equal(await fetchPeer(), "ok");
+    assert.deepEqual(rejected, [], "no connection was refused");
+  });
+
+  test("a confirmed PERMISSION_DENIED withdraws the SVID: the server refuses handshakes until a new one", async () => {
+    rejected.length = 0;
+    // events.once would reject on the first refusal's "error"; the withdrawal comes after.
+    const withdrawn = new Promise((resolve) => quotesSource.once("svidChanged", resolve));
     stocksAgent.failWith(status.PERMISSION_DENIED, "no identity issued");
     await withdrawn;
     assert.equal(quotesSource.getX509Svid(), undefined);

@@ -63,9 +63,15 @@ export function run(
   });
 }
 
-/** Runs one of the project's scripts in local mode and fails with its output if it fails. */
-export async function runScript(script: string, timeoutMs = 240_000): Promise<RunResult> {
-  const result = await run(join(ROOT, script), ["--mode", "local"], { timeoutMs });
+export type DemoMode = "local" | "docker";
+
+/** Runs one of the project's scripts (local mode unless told) and fails with its output if it fails. */
+export async function runScript(
+  script: string,
+  timeoutMs = 240_000,
+  mode: DemoMode = "local",
+): Promise<RunResult> {
+  const result = await run(join(ROOT, script), ["--mode", mode], { timeoutMs });
   if (result.code !== 0) {
     throw new Error(
       `${script} exited with ${result.code}\n--- stdout\n${result.stdout}\n--- stderr\n${result.stderr}`,
@@ -78,14 +84,27 @@ export async function runScript(script: string, timeoutMs = 240_000): Promise<Ru
 }
 
 /** `spire-server ARGS` against one trust domain's server, through scripts/lib.sh. */
-export function spireServer(trustDomain: string, args: readonly string[]): Promise<RunResult> {
+export function spireServer(
+  trustDomain: string,
+  args: readonly string[],
+  mode: DemoMode = "local",
+): Promise<RunResult> {
   return run("bash", [
     "-c",
-    'source scripts/lib.sh && demo_init --mode local && spire_server "$@"',
-    "spire-server",
+    'source scripts/lib.sh && demo_init --mode "$0" && spire_server "$@"',
+    mode,
     trustDomain,
     ...args,
   ]);
+}
+
+/** `compose ARGS` (docker compose or docker-compose, as scripts/lib.sh chooses) on docker-compose.yml. */
+export function compose(args: readonly string[], timeoutMs = 180_000): Promise<RunResult> {
+  return run(
+    "bash",
+    ["-c", 'source scripts/lib.sh && demo_init --mode docker && compose "$@"', "compose", ...args],
+    { timeoutMs },
+  );
 }
 
 /** The Workload API socket of the agent serving a trust domain's workload, from scripts/lib.sh. */

@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { diagnoseAgentProblem, WorkloadApiClient } from "@federation-demo/spiffe";
 import {
   agentSocket,
   DATA,
@@ -249,6 +250,22 @@ describe("the federation tutorial against real SPIRE (local mode)", { timeout: 9
     assert.notEqual(nobody.code, 0);
     assert.match(`${nobody.stdout}${nobody.stderr}`, /PermissionDenied/);
     assert.doesNotMatch(nobody.stdout, /SPIFFE ID/);
+  });
+
+  it("the library reads the real agent's refusal as 'no registration entry yet'", {
+    timeout: 60_000,
+  }, async () => {
+    // What the waiting page and the logs say comes from diagnoseAgentProblem: check it on
+    // the real agent's PermissionDenied to this test process (root: no entry selects it).
+    const address = `unix://${await agentSocket(BROKER)}`;
+    const client = new WorkloadApiClient({ address });
+    const error = await client.fetchX509Context().then(
+      () => undefined,
+      (failure: Error) => failure,
+    );
+    client.close();
+    assert.ok(error, "root has no registration entry, so no SVID");
+    assert.equal(diagnoseAgentProblem(error, address).kind, "no-entry", error.message);
   });
 
   it("the three scripts run a second time succeed", { timeout: 300_000 }, async () => {

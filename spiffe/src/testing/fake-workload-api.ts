@@ -186,6 +186,14 @@ export class FakeWorkloadApi {
     for (const call of this.open.FetchX509SVID) call.write(this.x509);
   }
 
+  /**
+   * New FetchX509SVID calls get no response (the stream stays open, silent) until the
+   * next setX509; open streams are left as they are.
+   */
+  withholdX509(): void {
+    this.x509 = undefined;
+  }
+
   /** Sets the bundles (td ID -> DER) and sends them on every open FetchX509Bundles stream. */
   setBundles(bundles: Record<string, Buffer>): void {
     this.bundles = { bundles };
@@ -207,8 +215,18 @@ export class FakeWorkloadApi {
       return;
     }
     this.failure = { code, details: message ?? `fake agent answers ${status[code]}` };
+    this.endStreamsWith(code, this.failure.details);
+  }
+
+  /**
+   * Ends every open stream with this status once; later calls are answered as usual.
+   * A SPIRE Agent does this with PERMISSION_DENIED for a moment while it renews its own
+   * SVID (e.g. after its CA was tainted).
+   */
+  endStreamsWith(code: status, message?: string): void {
+    const failure = { code, details: message ?? `fake agent answers ${status[code]}` };
     for (const streams of Object.values(this.open)) {
-      for (const call of streams) call.emit("error", { ...this.failure });
+      for (const call of streams) call.emit("error", { ...failure });
       streams.clear();
     }
   }

@@ -29,6 +29,13 @@ describe("Backoff", () => {
     assert.equal(last, 29_999);
   });
 
+  test("recheck(): between one and two first delays, within the cap, schedule untouched", () => {
+    const draws = [0, 0.999999, 0.999999];
+    const backoff = new Backoff({ initialMs: 100, maxMs: 150 }, () => draws.shift() ?? 0);
+    assert.deepEqual([backoff.recheck(), backoff.recheck()], [100, 150]);
+    assert.equal(backoff.next(), 99, "the exponential schedule still starts at initialMs");
+  });
+
   test("defaults: 500 ms first, 5 s cap (the SPIRE agent's sync interval)", () => {
     const backoff = new Backoff();
     assert.equal(backoff.initialMs, 500);

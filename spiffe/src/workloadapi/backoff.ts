@@ -54,6 +54,18 @@ export class Backoff {
     return Math.floor(this.random() * ceiling);
   }
 
+  /**
+   * The delay before asking again after an established stream was refused
+   * (PERMISSION_DENIED): between one and two first delays (500-1000 ms by default), within
+   * the cap. A SPIRE Agent refuses its workloads for a moment (about 100-200 ms) while it
+   * renews its own SVID; re-asking later than that tells such a refusal from a real one,
+   * and soon enough to know well within an X509Source's grace period. Jitter spreads the
+   * workloads that were refused together. Does not advance the exponential schedule.
+   */
+  recheck(): number {
+    return Math.floor(Math.min(this.maxMs, this.initialMs * (1 + this.random())));
+  }
+
   /** After a good response: the next failure starts from the first delay again. */
   reset(): void {
     this.attempt = 0;

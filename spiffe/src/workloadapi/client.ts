@@ -179,17 +179,19 @@ class ReconnectingWatch<T> implements Watch {
     if (this.cancelled) return;
     const call = this.owner.open(this.method);
     this.call = call;
+    let delivered = false;
     call.on("data", (message: unknown) => {
       if (this.cancelled) return;
       const value = this.tryParse(message);
       if (value === undefined) return;
+      delivered = true;
       this.backoff.reset();
       this.notify(() => this.watcher.onUpdate(value));
     });
     onCallEnd(call, (result) => {
       if (this.cancelled || this.call !== call) return;
       this.call = undefined;
-      this.ended(result);
+      this.ended(result, delivered);
     });
   }
 
@@ -206,7 +208,8 @@ class ReconnectingWatch<T> implements Watch {
     }
   }
 
-  private ended(result: StatusObject): void {
+  /** `delivered`: the call had sent at least one usable response before it ended. */
+  private ended(result: StatusObject, delivered: boolean): void {
     const { logger, address } = this.owner;
     if (result.code === status.OK) {
       const delayMs = this.scheduleRetry();
@@ -220,13 +223,15 @@ class ReconnectingWatch<T> implements Watch {
       this.notify(() => this.watcher.onError(error, false));
       return;
     }
-    const delayMs = this.scheduleRetry();
+    // A refusal that ends a stream which was serving is re-checked soon: it may be the
+    // agent's moment of renewing its own SVID, and the watcher wants to know which.
+    const recheck = delivered && result.code === status.PERMISSION_DENIED;
+    const delayMs = this.scheduleRetry(recheck ? this.backoff.recheck() : undefined);
     logger.warn({ address, method: this.method, code: error.code, delayMs }, error.message);
     this.notify(() => this.watcher.onError(error, true));
   }
 
-  private scheduleRetry(): number {
-    const delayMs = this.backoff.next();
+  private scheduleRetry(delayMs = this.backoff.next()): number {
     this.timer = setTimeout(() => this.start(), delayMs);
     return delayMs;
   }
@@ -263,7 +268,8 @@ class ReconnectingWatch<T> implements Watch {
  * Workload API client over gRPC. Every call carries `workload.spiffe.io: true`; watches
  * reconnect with capped exponential backoff and jitter on UNAVAILABLE, PERMISSION_DENIED
  * and stream end (and on other codes except INVALID_ARGUMENT, see isRetryable);
- * INVALID_ARGUMENT ends the watch. Responses whose mandatory fields are empty or
+ * INVALID_ARGUMENT ends the watch. A stream that had delivered responses and ends with
+ * PERMISSION_DENIED is re-asked after Backoff#recheck (500-1000 ms by default). Responses whose mandatory fields are empty or
  * unparsable are discarded (logged at warn) and the stream is kept.
  */
 export class WorkloadApiClient {

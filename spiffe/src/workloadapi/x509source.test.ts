@@ -5,8 +5,9 @@ import { fileURLToPath } from "node:url";
 import { status } from "@grpc/grpc-js";
 import type { X509BundleSet } from "../bundle.js";
 import { TestCa } from "../testing/ca.js";
-import { FakeWorkloadApi } from "../testing/fake-workload-api.js";
+import { type FakeSvid, FakeWorkloadApi } from "../testing/fake-workload-api.js";
 import type { X509Svid } from "../x509svid.js";
+import type { WorkloadApiError } from "./client.js";
 import {
   createFixtures,
   EXAMPLE,
@@ -16,21 +17,51 @@ import {
   sleep,
   waitUntil,
 } from "./test-support.js";
-import { X509Source, X509SourceError } from "./x509source.js";
+import {
+  X509Source,
+  X509SourceError,
+  type X509SourceEvents,
+  type X509SourceOptions,
+} from "./x509source.js";
 
 const { exampleCa, otherCa, workload, rotated, second } = await createFixtures();
 
 let fake: FakeWorkloadApi;
 const sources: X509Source[] = [];
 
-function newSource(): X509Source {
+function newSource(options: X509SourceOptions = {}): X509Source {
   const source = new X509Source({
     address: fake.address,
     backoff: FAST_BACKOFF,
     logger: new RecordingLogger(),
+    ...options,
   });
   sources.push(source);
   return source;
+}
+
+/**
+ * The next `event` of `source`. Unlike events.once, an "error" on the way does not reject:
+ * the tests below expect errors before the event they wait for.
+ */
+function nextEvent<E extends keyof X509SourceEvents>(
+  source: X509Source,
+  event: E,
+): Promise<X509SourceEvents[E]> {
+  return new Promise((resolve) => {
+    source.once(event, ((...args: X509SourceEvents[E]) => resolve(args)) as never);
+  });
+}
+
+/** An SVID for spiffe://example.org/workload with the given validity. */
+async function svidValid(notBefore: Date, notAfter: Date): Promise<FakeSvid> {
+  const issued = await exampleCa.issue("spiffe://example.org/workload", { notBefore, notAfter });
+  return {
+    spiffeId: "spiffe://example.org/workload",
+    chainDer: issued.chainDer,
+    keyDer: issued.keyDer,
+    bundleDer: exampleCa.bundleDer(),
+  };
 }
 
 /** Every event the source emits, in order, with what svidChanged and bundlesChanged carried. */
@@ -276,7 +307,135 @@ describe("X509Source", () => {
     });
   });
 
-  test("PERMISSION_DENIED on an established stream withdraws the SVID and bundles", async () => {
+  test("a transient PERMISSION_DENIED: the SVID is served until the renewed one replaces it, no gap", async () => {
+    const graceMs = 300;
+    const federated = { "spiffe://other.org": otherCa.bundleDer() };
+    fake.setX509({ svids: [workload], federatedBundles: federated });
+    const source = newSource({ permissionDeniedGraceMs: graceMs });
+    await source.ready({ timeoutMs: 5000 });
+    const events: string[] = [];
+    source.on("svidChanged", () => events.push("svidChanged"));
+    source.on("bundlesChanged", () => events.push("bundlesChanged"));
+    source.on("update", () => events.push("update"));
+    let servedAtDenial: { svid?: Buffer; bundles: string[] } | undefined;
+    let graceOver: Promise<void> | undefined;
+    source.on("error", (error) => {
+      events.push(`error ${(error as WorkloadApiError).code}`);
+      servedAtDenial = {
+        svid: source.getX509Svid()?.certificates[0]?.raw,
+        bundles: names(source.getX509Bundles()),
+      };
+      // Set after the source's grace timer and as long: Node runs timers of equal length
+      // in the order they were set, so once this one fires the grace period is over.
+      graceOver ??= sleep(graceMs);
+    });
+
+    // The agent refuses the stream for a moment, then issues the renewed SVID.
+    const renewed = nextEvent(source, "svidChanged");
+    fake.endStreamsWith(status.PERMISSION_DENIED, "no identity issued");
+    fake.setX509({ svids: [rotated], federatedBundles: federated });
+    const [svid] = await renewed;
+
+    assert.deepEqual(svid?.certificates[0]?.raw, rotated.chainDer);
+    assert.deepEqual(events, ["error PERMISSION_DENIED", "svidChanged", "update"]);
+    assert.deepEqual(servedAtDenial, {
+      svid: workload.chainDer,
+      bundles: ["example.org", "other.org"],
+    });
+    assert.equal(fake.calls.length, 2, "one stream refused, one renewed");
+    await graceOver;
+    assert.deepEqual(events.length, 3, "nothing withdrawn when the grace period ended");
+    assert.deepEqual(source.getX509Svid()?.certificates[0]?.raw, rotated.chainDer);
+    assert.equal(source.getX509Bundles().size, 2);
+  });
+
+  test("a confirmed PERMISSION_DENIED (the retry is refused too) withdraws within 5 s", async (t) => {
+    fake.setX509({ svids: [workload] });
+    // The library's default retry delays; the longest grace period, so a withdrawal within
+    // 5 s can only come from the refused retry.
+    const source = newSource({ backoff: undefined, permissionDeniedGraceMs: 5000 });
+    await source.ready({ timeoutMs: 5000 });
+    const withdrawn = nextEvent(source, "svidChanged");
+    const refusedAt = Date.now();
+    fake.failWith(status.PERMISSION_DENIED, "no identity issued");
+    const [svid] = await withdrawn;
+    const elapsedMs = Date.now() - refusedAt;
+    t.diagnostic(`withdrawn ${elapsedMs} ms after the first refusal`);
+
+    assert.equal(svid, undefined);
+    assert.equal(source.getX509Svid(), undefined);
+    assert.equal(source.getX509Bundles().size, 0);
+    assert.equal(fake.calls.length, 2, "withdrawn when the retry was refused");
+    assert.ok(elapsedMs < 5000, `withdrawn after ${elapsedMs} ms`);
+    // Not asked again at once: a refusal lasting a moment must be over by the retry.
+    assert.ok(elapsedMs >= 490, `retried after ${elapsedMs} ms`);
+  });
+
+  test("no answer after a PERMISSION_DENIED: withdrawn when the grace period ends", async () => {
+    const graceMs = 300;
+    fake.setX509({ svids: [workload] });
+    const source = newSource({ permissionDeniedGraceMs: graceMs });
+    await source.ready({ timeoutMs: 5000 });
+    const errors: string[] = [];
+    source.on("error", (error) => errors.push((error as WorkloadApiError).code));
+    const withdrawn = nextEvent(source, "svidChanged");
+    const refusedAt = Date.now();
+    fake.endStreamsWith(status.PERMISSION_DENIED);
+    fake.withholdX509(); // the retry's stream opens and stays silent
+    const [svid] = await withdrawn;
+    const elapsedMs = Date.now() - refusedAt;
+
+    assert.equal(svid, undefined);
+    assert.equal(source.getX509Bundles().size, 0);
+    assert.deepEqual(errors, ["PERMISSION_DENIED"], "no second refusal");
+    assert.equal(fake.openStreamCount("FetchX509SVID"), 1, "the retry is still waiting");
+    assert.ok(elapsedMs >= graceMs - 10 && elapsedMs < 5000, `withdrawn after ${elapsedMs} ms`);
+  });
+
+  test("an SVID that arrives expired is never served", async () => {
+    const hour = 3600_000;
+    const expired = await svidValid(new Date(Date.now() - 2 * hour), new Date(Date.now() - hour));
+    fake.setX509({ svids: [expired] });
+    const source = newSource();
+    const changes = recordChanges(source);
+    await assert.rejects(source.ready({ timeoutMs: 300 }), { code: "timeout" });
+    assert.equal(changes.count("update"), 1, "the response was received");
+    assert.equal(source.getX509Svid(), undefined);
+
+    fake.setX509({ svids: [workload] }); // barrier: a valid SVID after the expired one
+    await source.ready({ timeoutMs: 5000 });
+    assert.equal(changes.svids.length, 1, "svidChanged only for the valid SVID");
+    assert.deepEqual(changes.svids[0]?.certificates[0]?.raw, workload.chainDer);
+  });
+
+  test("an SVID that expires during the grace period is withdrawn at its expiry", async () => {
+    // Certificate times have whole seconds: this one expires 1.5 to 2.5 s from now.
+    const shortLived = await svidValid(new Date(Date.now() - 60_000), new Date(Date.now() + 2500));
+    fake.setX509({ svids: [shortLived] });
+    const source = newSource({ permissionDeniedGraceMs: 5000 });
+    await source.ready({ timeoutMs: 5000 });
+    const expiresAt = source.getX509Svid()?.expiresAt.getTime() ?? 0;
+    const withdrawn = nextEvent(source, "svidChanged");
+    fake.endStreamsWith(status.PERMISSION_DENIED);
+    fake.withholdX509();
+    const [svid] = await withdrawn;
+
+    assert.equal(svid, undefined);
+    assert.ok(Date.now() > expiresAt, "not before its notAfter");
+    assert.equal(source.getX509Svid(), undefined);
+  });
+
+  test("permissionDeniedGraceMs outside 0..5000 ms is refused with a clear error", () => {
+    for (const permissionDeniedGraceMs of [-1, 5001, Number.NaN]) {
+      assert.throws(() => new X509Source({ address: fake.address, permissionDeniedGraceMs }), {
+        name: "X509SourceError",
+        code: "invalid-option",
+        message: /permissionDeniedGraceMs must be a number of milliseconds from 0 to 5000/,
+      });
+    }
+  });
+
+  test("a confirmed PERMISSION_DENIED withdraws the SVID and bundles until the agent issues one again", async () => {
     fake.setX509({ svids: [workload] });
     const source = newSource();
     const updates = countUpdates(source);

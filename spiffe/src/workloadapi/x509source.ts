@@ -13,13 +13,28 @@ import {
 
 /**
  * Why an X509Source cannot serve: "timeout" (ready() waited too long), "failed" (the
- * agent gave an answer that will not be retried, e.g. INVALID_ARGUMENT) or "closed".
+ * agent gave an answer that will not be retried, e.g. INVALID_ARGUMENT), "closed", or
+ * "invalid-option" (the constructor was given a setting that cannot work).
  */
 export class X509SourceError extends SpiffeError {}
+
+/** Default of X509SourceOptions.permissionDeniedGraceMs. */
+export const DEFAULT_PERMISSION_DENIED_GRACE_MS = 2_000;
+/** The SPIFFE conformance tests expect an SVID to stop being used within 5 s of the denial. */
+const MAX_PERMISSION_DENIED_GRACE_MS = 5_000;
+/** setTimeout's longest delay; a later expiry is reached in several steps. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export interface X509SourceOptions extends WorkloadApiClientOptions {
   /** Picks the SVID to serve; default the first (the default identity). */
   pickSvid?: (svids: readonly X509Svid[]) => X509Svid;
+  /**
+   * How long the SVID and bundles are still served after PERMISSION_DENIED ends a stream
+   * that was serving them, while the source asks the agent again (default 2000 ms, at
+   * most 5000; 0 withdraws them at once). A new SVID ends the wait; a second refusal
+   * withdraws them at once.
+   */
+  permissionDeniedGraceMs?: number;
 }
 
 export interface X509SourceEvents {
@@ -59,6 +74,23 @@ function sameSvid(a: X509Svid | undefined, b: X509Svid | undefined): boolean {
   );
 }
 
+/** The source's own setting, checked like the backoff settings: clear words on what is wrong. */
+function graceFrom(options: X509SourceOptions): number {
+  const graceMs = options.permissionDeniedGraceMs ?? DEFAULT_PERMISSION_DENIED_GRACE_MS;
+  if (!Number.isFinite(graceMs) || graceMs < 0 || graceMs > MAX_PERMISSION_DENIED_GRACE_MS) {
+    throw new X509SourceError(
+      "invalid-option",
+      `permissionDeniedGraceMs must be a number of milliseconds from 0 to ${MAX_PERMISSION_DENIED_GRACE_MS}, not ${graceMs}`,
+    );
+  }
+  return graceMs;
+}
+
+/** Whether `svid`'s leaf is past its notAfter at `nowMs` (notAfter itself is still valid). */
+function isExpired(svid: X509Svid, nowMs: number): boolean {
+  return nowMs > svid.expiresAt.getTime();
+}
+
 /** What the agent's last answer means for someone waiting on an SVID. */
 function describeLastAnswer(error: WorkloadApiError | undefined, address: string): string {
   if (error === undefined) return `no usable answer from the agent at ${address}`;
@@ -71,9 +103,15 @@ function describeLastAnswer(error: WorkloadApiError | undefined, address: string
 /**
  * The workload's current X.509-SVID and bundles, kept up to date from the Workload API
  * stream. Serves as both X509SvidSource and X509BundleSource for the TLS helpers.
- * After PERMISSION_DENIED on an established stream, the SVID is withdrawn
- * (getX509Svid() returns undefined) until the agent issues one again; so are the
- * bundles, since the agent no longer vouches for them either.
+ *
+ * PERMISSION_DENIED on an established stream means the SVID must no longer be used, but
+ * a SPIRE Agent also says it for a moment while it renews its own SVID (during a CA
+ * rotation). So the source keeps serving the current SVID and bundles while it asks
+ * again (Backoff#recheck, 500-1000 ms by default): a new SVID replaces them without a
+ * gap; a second refusal, or the end of `permissionDeniedGraceMs` without an SVID,
+ * withdraws them (getX509Svid() returns undefined) until the agent issues one again. The
+ * bundles go too, since the agent no longer vouches for them either. An expired SVID is
+ * never served: it is withdrawn at its notAfter, and one that arrives expired is ignored.
  *
  * "error" is only emitted when someone listens for it, so an unobserved failure never
  * crashes the process (Node throws on an "error" event without a listener); the source
@@ -88,17 +126,24 @@ export class X509Source
 
   private readonly client: WorkloadApiClient;
   private readonly pickSvid: (svids: readonly X509Svid[]) => X509Svid;
+  private readonly graceMs: number;
   private readonly watch: Watch;
+  /** The agent's latest SVID; served only while it has not expired (see getX509Svid). */
   private svid: X509Svid | undefined;
   private bundles = new X509BundleSet();
   private latestError: WorkloadApiError | undefined;
   private fatal: X509SourceError | undefined;
   private readonly waiters = new Set<Waiter>();
+  /** Set while a refusal waits to be confirmed or cleared: withdraws when it fires. */
+  private graceTimer: NodeJS.Timeout | undefined;
+  /** Withdraws the SVID when it expires. */
+  private expiryTimer: NodeJS.Timeout | undefined;
   private closed = false;
 
   constructor(options: X509SourceOptions = {}) {
     super();
     this.pickSvid = options.pickSvid ?? ((svids) => svids[0] as X509Svid);
+    this.graceMs = graceFrom(options);
     this.client = new WorkloadApiClient(options);
     this.address = this.client.address;
     this.watch = this.client.watchX509Context({
@@ -109,27 +154,76 @@ export class X509Source
 
   private update(context: X509Context): void {
     this.latestError = undefined;
+    this.endGrace();
     this.replace(this.pickSvid(context.svids), context.bundles);
+    if (this.getX509Svid() === undefined) return; // expired on arrival: keep waiting
     for (const waiter of [...this.waiters]) this.settle(waiter, undefined);
   }
 
-  /** Installs a new state, then tells listeners what really changed. */
+  /** Installs a new state, then tells listeners what really changed in what is served. */
   private replace(svid: X509Svid | undefined, bundles: X509BundleSet): void {
-    const previousSvid = this.svid;
+    const previousSvid = this.getX509Svid();
     const previousBundles = this.bundles;
     this.svid = svid;
     this.bundles = bundles;
+    this.watchExpiry();
+    const served = this.getX509Svid();
     // Both are installed before any event, so every listener sees the whole new state.
-    if (!sameSvid(previousSvid, svid)) this.emit("svidChanged", svid);
+    if (!sameSvid(previousSvid, served)) this.emit("svidChanged", served);
     if (!previousBundles.equals(bundles)) this.emit("bundlesChanged", bundles, previousBundles);
     this.emit("update");
   }
 
+  /** Arms a timer that withdraws the SVID at its expiry (in steps setTimeout can take). */
+  private watchExpiry(): void {
+    if (this.expiryTimer !== undefined) clearTimeout(this.expiryTimer);
+    this.expiryTimer = undefined;
+    const svid = this.svid;
+    if (svid === undefined || this.closed || isExpired(svid, Date.now())) return;
+    // +1: the SVID is still valid at its notAfter, expired one millisecond later.
+    const delayMs = Math.min(MAX_TIMER_MS, svid.expiresAt.getTime() - Date.now() + 1);
+    this.expiryTimer = setTimeout(() => {
+      this.expiryTimer = undefined;
+      if (this.svid !== svid) return;
+      if (!isExpired(svid, Date.now())) {
+        this.watchExpiry();
+        return;
+      }
+      this.svid = undefined;
+      this.emit("svidChanged", undefined);
+      this.emit("update");
+    }, delayMs);
+    this.expiryTimer.unref();
+  }
+
+  private withdraw(): void {
+    this.endGrace();
+    if (this.svid === undefined && this.bundles.size === 0) return;
+    this.replace(undefined, new X509BundleSet());
+  }
+
+  private endGrace(): void {
+    if (this.graceTimer !== undefined) clearTimeout(this.graceTimer);
+    this.graceTimer = undefined;
+  }
+
+  /**
+   * PERMISSION_DENIED: the first refusal of a serving source starts the grace period;
+   * a refusal during it confirms the denial. Other errors leave the grace period running.
+   */
+  private denied(): void {
+    const serving = this.getX509Svid() !== undefined || this.bundles.size > 0;
+    if (this.graceTimer !== undefined || !serving || this.graceMs === 0) {
+      this.withdraw();
+      return;
+    }
+    this.graceTimer = setTimeout(() => this.withdraw(), this.graceMs);
+    this.graceTimer.unref();
+  }
+
   private failed(error: WorkloadApiError, willRetry: boolean): void {
     this.latestError = error;
-    if (error.code === "PERMISSION_DENIED" && this.svid !== undefined) {
-      this.replace(undefined, new X509BundleSet());
-    }
+    if (error.code === "PERMISSION_DENIED") this.denied();
     if (!willRetry) {
       this.fatal = new X509SourceError(
         "failed",
@@ -160,7 +254,7 @@ export class X509Source
    */
   ready(options: { timeoutMs?: number } = {}): Promise<void> {
     if (this.closed) return Promise.reject(this.closedError());
-    if (this.svid !== undefined) return Promise.resolve();
+    if (this.getX509Svid() !== undefined) return Promise.resolve();
     if (this.fatal !== undefined) return Promise.reject(this.fatal);
     return new Promise<void>((resolve, reject) => {
       const waiter: Waiter = { resolve, reject, timer: undefined };
@@ -182,8 +276,10 @@ export class X509Source
     });
   }
 
+  /** The SVID to present, or undefined: none yet, withdrawn, or expired. */
   getX509Svid(): X509Svid | undefined {
-    return this.svid;
+    const svid = this.svid;
+    return svid === undefined || isExpired(svid, Date.now()) ? undefined : svid;
   }
 
   getX509BundleForTrustDomain(trustDomain: TrustDomain): X509Bundle | undefined {
@@ -204,6 +300,9 @@ export class X509Source
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.endGrace();
+    if (this.expiryTimer !== undefined) clearTimeout(this.expiryTimer);
+    this.expiryTimer = undefined;
     this.watch.cancel();
     this.client.close();
     const error = this.closedError();
