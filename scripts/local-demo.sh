@@ -38,6 +38,7 @@ scripts/start-services.sh --mode local
 
 say "open http://localhost:8080/quotes"
 note "logs: .data/logs/   stop: Ctrl-C here, or npm run stop from another shell"
+note "beyond the tutorial: ./4-rotate-ca.sh in another shell rotates a CA while the page keeps working"
 # Stay in the foreground while the webapp runs; `npm run stop` elsewhere ends this too.
 while running_pid broker-webapp >/dev/null; do sleep 1; done
 note "broker-webapp has stopped"

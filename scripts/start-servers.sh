@@ -2,7 +2,8 @@
 # Local mode: starts the two SPIRE Servers (broker.org, stocksmarket.org) as background
 # processes on loopback, each from its docker/*/server.conf with -expandEnv. A server
 # that is not running starts from an empty data directory, so the tutorial's steps
-# (1, 2, 3) start from scratch. Docker mode: `docker compose up -d` does this.
+# (1, 2, 3) start from scratch; scripts/restart.sh starts one on its existing data
+# instead. Docker mode: `docker compose up -d` does this.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -19,9 +20,13 @@ start_server() {
     return 0
   fi
   [ -f "$(agent_ca_cert "$td")" ] || die "no agent CA for $td: run ./build.sh first"
-  rm -rf "$dir"
   rm -f "$(server_socket "$td")"
-  mkdir -p "$dir"
+  if [ "${SPIRE_DEMO_KEEP_SERVER_DATA:-}" = 1 ] && [ -f "$dir/datastore.sqlite3" ]; then
+    note "$name keeps its data in ${dir#"$DEMO_ROOT"/} (entries, agents, bundles, CA keys)"
+  else
+    rm -rf "$dir"
+    mkdir -p "$dir"
+  fi
   note "starting $name for $td: API on 127.0.0.1:$(server_port "$td"), bundle endpoint https://127.0.0.1:$(bundle_port "$td"), log in .data/logs/$name.log"
   SPIRE_SERVER_BIND_ADDRESS=127.0.0.1 \
     SPIRE_SERVER_BIND_PORT="$(server_port "$td")" \

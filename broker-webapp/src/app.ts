@@ -4,6 +4,7 @@ import express, { type Express, type NextFunction, type Request, type Response }
 import type { Logger } from "pino";
 import { CONTENT_SECURITY_POLICY, type PageView, renderQuotesPage } from "./page.js";
 import type { Quote } from "./quote.js";
+import { type BundleHistory, type TrustView, trustJson } from "./trust.js";
 import type { QuotesClient } from "./upstream.js";
 
 /** The parts of X509Source the webapp reads. */
@@ -15,7 +16,7 @@ export type IdentitySource = Pick<
 /** The parts of QuotesClient the webapp uses. */
 export type QuotesFetcher = Pick<
   QuotesClient,
-  "fetchQuotes" | "verifiedPeer" | "handshakes" | "retries" | "url"
+  "fetchQuotes" | "verifiedPeer" | "peerIssuer" | "handshakes" | "retries" | "url"
 >;
 
 /** Outcome of the most recent call to the quotes service. */
@@ -28,6 +29,8 @@ export interface WebappDeps {
   source: IdentitySource;
   client: QuotesFetcher;
   quotesId: SpiffeId;
+  /** The bundles held and when each changed (fed from the source's bundlesChanged). */
+  bundleHistory: BundleHistory;
   log: Logger;
 }
 
@@ -40,7 +43,13 @@ function methodNotAllowed(_req: Request, res: Response): void {
 }
 
 /** GET /quotes (the page), GET /healthz (JSON), GET / (redirect); 405 for other methods. */
-export function createWebapp({ source, client, quotesId, log }: WebappDeps): Express {
+export function createWebapp({
+  source,
+  client,
+  quotesId,
+  bundleHistory,
+  log,
+}: WebappDeps): Express {
   let lastQuotes: readonly Quote[] = [];
   let lastUpdated: Date | undefined;
   let lastResult: UpstreamResult;
@@ -59,6 +68,11 @@ export function createWebapp({ source, client, quotesId, log }: WebappDeps): Exp
       expectedPeer: quotesId.toString(),
     };
   };
+
+  const trust = (): TrustView => ({
+    bundles: bundleHistory.view(),
+    quotesIssuer: client.peerIssuer,
+  });
 
   const loadQuotes = async (): Promise<PageView["status"]> => {
     if (!source.getX509Svid()) {
@@ -92,7 +106,15 @@ export function createWebapp({ source, client, quotesId, log }: WebappDeps): Exp
         "Cache-Control": "no-store",
       })
       .type("html")
-      .send(renderQuotesPage({ status, quotes: lastQuotes, lastUpdated, identity: identity() }));
+      .send(
+        renderQuotesPage({
+          status,
+          quotes: lastQuotes,
+          lastUpdated,
+          identity: identity(),
+          trust: trust(),
+        }),
+      );
   });
   app.all("/quotes", methodNotAllowed);
 
@@ -116,6 +138,7 @@ export function createWebapp({ source, client, quotesId, log }: WebappDeps): Exp
         tlsHandshakes: client.handshakes,
         retries: client.retries,
       },
+      trust: trustJson(trust()),
     });
   });
   app.all("/healthz", methodNotAllowed);

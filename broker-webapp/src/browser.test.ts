@@ -5,16 +5,19 @@ import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { FakeWorkloadApi } from "@federation-demo/spiffe/testing";
+import { FakeWorkloadApi, TestCa } from "@federation-demo/spiffe/testing";
 import { type BrowserContext, chromium } from "playwright-core";
 import {
+  eventually,
   Federation,
   getPage,
+  QUOTES_ID,
   REPO_ROOT,
   ServiceProcess,
   startQuotesService,
   startWebapp,
   tableRows,
+  WEBAPP_ID,
   WEBAPP_MAIN,
 } from "./services-test-support.js";
 
@@ -22,6 +25,7 @@ const CHROMIUM = "/usr/bin/chromium";
 /** gRPC status code 7 (the webapp does not depend on grpc-js itself). */
 const PERMISSION_DENIED = 7;
 const SCREENSHOT = join(REPO_ROOT, "test-output", "quotes-page.png");
+const TRUST_SCREENSHOT = join(REPO_ROOT, "test-output", "trust-panel-rotation.png");
 const CHROMIUM_ARGS = [
   "--headless",
   "--no-sandbox",
@@ -117,6 +121,104 @@ describe("the quotes page in Chromium", { timeout: 120_000 }, () => {
       console.log(`screenshot: ${SCREENSHOT}; ${loads} loads seen`);
       // The server-rendered rows match what the browser shows.
       assert.equal(tableRows(await page.content()).length, 11);
+    } finally {
+      await context.close();
+    }
+  });
+
+  it("the trust panel shows a CA rotation: two authorities, and which one issued the quotes service's certificate", async () => {
+    // The stock market prepares a second authority: the webapp receives both in the
+    // federated bundle, and the quotes service gets an SVID from the new one.
+    const nextStocksCa = await TestCa.create("stocksmarket.org");
+    const bothStocks = Buffer.concat([federation.stocksCa.bundleDer(), nextStocksCa.bundleDer()]);
+    const webappSvid = await federation.brokerCa.issue(WEBAPP_ID);
+    federation.brokerApi.setX509({
+      svids: [
+        {
+          spiffeId: WEBAPP_ID,
+          chainDer: webappSvid.chainDer,
+          keyDer: webappSvid.keyDer,
+          bundleDer: federation.brokerCa.bundleDer(),
+        },
+      ],
+      federatedBundles: { "spiffe://stocksmarket.org": bothStocks },
+    });
+    const quotesSvid = await nextStocksCa.issue(QUOTES_ID);
+    federation.stocksApi.setX509({
+      svids: [
+        {
+          spiffeId: QUOTES_ID,
+          chainDer: quotesSvid.chainDer,
+          keyDer: quotesSvid.keyDer,
+          bundleDer: bothStocks,
+        },
+      ],
+      federatedBundles: { "spiffe://broker.org": federation.brokerCa.bundleDer() },
+    });
+    const short = (fingerprint: string) => fingerprint.split(":").slice(0, 8).join(":");
+    const oldPrint = short(federation.stocksCa.certificate.fingerprint256);
+    const newPrint = short(nextStocksCa.certificate.fingerprint256);
+
+    const health = await eventually(
+      async () => {
+        await getPage(webPort);
+        const body = (await (await fetch(`http://127.0.0.1:${webPort}/healthz`)).json()) as {
+          trust: {
+            bundles: { trustDomain: string; authorities: { sha256: string }[] }[];
+            quotesServiceIssuer: { trustDomain: string; authority: { sha256: string } | null };
+          };
+        };
+        return body.trust.quotesServiceIssuer?.authority?.sha256 === newPrint ? body : undefined;
+      },
+      "the webapp to verify the quotes service's certificate from the new authority",
+      30_000,
+    );
+    const stocks = health.trust.bundles.find((b) => b.trustDomain === "stocksmarket.org");
+    assert.deepEqual(
+      stocks?.authorities.map((a) => a.sha256),
+      [oldPrint, newPrint],
+      "/healthz lists both stocksmarket.org authorities",
+    );
+
+    const context = await chromium.launchPersistentContext(profile, {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: CHROMIUM_ARGS,
+    });
+    try {
+      const page = context.pages()[0] ?? (await context.newPage());
+      await page.goto(`http://127.0.0.1:${webPort}/quotes`);
+      const trust = page.locator("section.trust");
+      assert.ok(await trust.isVisible(), "the trust panel is on the page");
+      const identityBox = await page.locator("section.identity").boundingBox();
+      const trustBox = await trust.boundingBox();
+      assert.ok(identityBox && trustBox, "both panels are laid out");
+      assert.ok(
+        trustBox.x > identityBox.x && Math.abs(trustBox.y - identityBox.y) < 5,
+        "the trust panel sits beside the identity panel",
+      );
+      const terms = await trust.locator("dt").allTextContents();
+      const details = await trust.locator("dd").allTextContents();
+      const entry = (term: string) => details[terms.indexOf(term)] ?? "";
+      assert.match(
+        entry("broker.org"),
+        /^changed \d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}; 1 authority/,
+      );
+      assert.match(entry("stocksmarket.org"), /; 2 authorities/);
+      assert.ok(entry("stocksmarket.org").includes(oldPrint), "the old authority is listed");
+      assert.match(
+        (await trust.locator("li.issuer").textContent()) ?? "",
+        new RegExp(`^${newPrint} \\(until [^)]+\\): issued the quotes service's certificate$`),
+        "the new authority is listed and marked as the issuer",
+      );
+      assert.match(
+        entry("Quotes service's certificate issued by"),
+        new RegExp(`^stocksmarket\\.org authority ${newPrint}`),
+      );
+      await mkdir(join(REPO_ROOT, "test-output"), { recursive: true });
+      await page.screenshot({ path: TRUST_SCREENSHOT, fullPage: true });
+      assert.ok(existsSync(TRUST_SCREENSHOT));
+      console.log(`screenshot: ${TRUST_SCREENSHOT}`);
     } finally {
       await context.close();
     }
@@ -222,7 +324,7 @@ describe("the waiting page in Chromium, in plain words", { timeout: 120_000 }, (
     const webapp = startWebappOn(fakeAgent.address);
     await checkWaitingPage(webapp, {
       reason: /answered, but no registration entry matches this workload yet\.$/,
-      fix: "Create the entries: run ./3-create-registration-entries.sh (the agent picks them up within about 5 s).",
+      fix: "Create the entries: run ./3-create-registration-entries.sh (the agent picks them up within about a second).",
       screenshot: "waiting-no-entry.png",
     });
     const logged = await webapp.waitForLog(

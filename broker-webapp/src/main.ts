@@ -4,6 +4,7 @@ import { createServer } from "node:http";
 import {
   closeServer,
   createLogger,
+  DEMO_WORKLOAD_API_BACKOFF,
   handleShutdown,
   listen,
   logIdentityChanges,
@@ -13,6 +14,7 @@ import { X509Source } from "@federation-demo/spiffe";
 import type { Logger } from "pino";
 import { createWebapp } from "./app.js";
 import { parseOptions, type WebappOptions } from "./options.js";
+import { BundleHistory } from "./trust.js";
 import { QuotesClient } from "./upstream.js";
 
 async function run(options: WebappOptions, log: Logger): Promise<void> {
@@ -29,6 +31,7 @@ async function run(options: WebappOptions, log: Logger): Promise<void> {
 
   const source = new X509Source({
     address: options.socket,
+    backoff: DEMO_WORKLOAD_API_BACKOFF,
     logger: log.child({ component: "workload-api" }),
   });
   const stopIdentityLog = logIdentityChanges(source, log);
@@ -39,6 +42,9 @@ async function run(options: WebappOptions, log: Logger): Promise<void> {
     bundleSource: source,
     onRetry: (reason) => log.info({ reason }, "quotes request sent again on a new connection"),
   });
+  // The trust panel: each bundle's authorities and when they last changed.
+  const bundleHistory = new BundleHistory();
+  source.on("bundlesChanged", (bundles) => bundleHistory.update(bundles));
   // A kept-alive connection was authenticated under the old bundles: when they change
   // (a trust domain federated or dropped, a CA rotated), authenticate the server afresh.
   // No connection could be made without bundles, so their first arrival changes nothing.
@@ -48,7 +54,9 @@ async function run(options: WebappOptions, log: Logger): Promise<void> {
     client.dropConnections();
   });
   // Unlike the original, the page is served at once and explains while there is no SVID.
-  const server = createServer(createWebapp({ source, client, quotesId: options.quotesId, log }));
+  const server = createServer(
+    createWebapp({ source, client, quotesId: options.quotesId, bundleHistory, log }),
+  );
 
   const shutdown = handleShutdown(log, async () => {
     stopIdentityLog();

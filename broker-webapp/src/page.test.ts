@@ -12,6 +12,7 @@ import {
 import type { Quote } from "./quote.js";
 
 const TIME = new Date(2026, 0, 2, 3, 4, 5);
+const LATER = new Date(2026, 0, 3, 3, 4, 5);
 
 function quote(symbol: string, overrides: Partial<Quote> = {}): Quote {
   return {
@@ -38,6 +39,27 @@ function view(overrides: Partial<PageView> = {}): PageView {
       trustDomains: ["broker.org", "stocksmarket.org"],
       quotesUrl: "https://stock-quotes-service:8090/quotes",
       expectedPeer: "spiffe://stocksmarket.org/quotes-service",
+    },
+    trust: {
+      bundles: [
+        {
+          trustDomain: "broker.org",
+          authorities: [{ fingerprint: "11:11:11:11:11:11:11:11", notAfter: LATER }],
+          changedAt: TIME,
+        },
+        {
+          trustDomain: "stocksmarket.org",
+          authorities: [
+            { fingerprint: "AA:AA:AA:AA:AA:AA:AA:AA", notAfter: LATER },
+            { fingerprint: "BB:BB:BB:BB:BB:BB:BB:BB", notAfter: LATER },
+          ],
+          changedAt: new Date(2026, 0, 2, 3, 30, 0),
+        },
+      ],
+      quotesIssuer: {
+        trustDomain: "stocksmarket.org",
+        authority: { fingerprint: "BB:BB:BB:BB:BB:BB:BB:BB", notAfter: LATER },
+      },
     },
     ...overrides,
   };
@@ -132,6 +154,46 @@ describe("renderQuotesPage", () => {
     assert.ok(panel.includes("broker.org, stocksmarket.org"));
   });
 
+  it("shows the trust panel beside the identity panel: authorities, change time, issuer", () => {
+    const html = renderQuotesPage(view());
+    const panels = html.slice(html.indexOf('<div class="panels">'));
+    assert.ok(
+      panels.indexOf('<section class="identity">') < panels.indexOf('<section class="trust">'),
+    );
+    const trust = panels.slice(panels.indexOf('<section class="trust">'));
+    assert.match(trust, /<dt>broker\.org<\/dt><dd>changed 2026-01-02 03:04:05; 1 authority/);
+    assert.match(
+      trust,
+      /<dt>stocksmarket\.org<\/dt><dd>changed 2026-01-02 03:30:00; 2 authorities/,
+    );
+    assert.ok(trust.includes("<li>AA:AA:AA:AA:AA:AA:AA:AA (until 2026-01-03 03:04:05)</li>"));
+    assert.ok(
+      trust.includes(
+        `<li class="issuer">BB:BB:BB:BB:BB:BB:BB:BB (until 2026-01-03 03:04:05): issued the quotes service's certificate</li>`,
+      ),
+    );
+    assert.match(
+      trust,
+      /issued by<\/dt><dd>stocksmarket\.org authority BB:BB:BB:BB:BB:BB:BB:BB \(until/,
+    );
+  });
+
+  it("says when there are no bundles, no connection, or an issuer outside the bundle", () => {
+    const empty = renderQuotesPage(view({ trust: { bundles: [], quotesIssuer: undefined } }));
+    assert.match(empty, /<dt>Bundles<\/dt><dd>none yet<\/dd>/);
+    assert.match(empty, /\(no connection verified yet\)/);
+    const unknown = renderQuotesPage(
+      view({
+        trust: {
+          ...view().trust,
+          quotesIssuer: { trustDomain: "stocksmarket.org", authority: undefined },
+        },
+      }),
+    );
+    assert.match(unknown, /no authority of the stocksmarket\.org bundle held when it was verified/);
+    assert.doesNotMatch(unknown, /class="issuer"/);
+  });
+
   it("renders nothing from upstream or the agent as markup", () => {
     const evil = `<script>alert("x")</script><img src=x onerror=alert(1)>`;
     const html = renderQuotesPage(
@@ -139,6 +201,16 @@ describe("renderQuotesPage", () => {
         status: { kind: "unavailable", reason: evil },
         quotes: [quote(evil), quote(`"'&`, { Time: null })],
         identity: { ...view().identity, verifiedPeer: evil, trustDomains: [evil] },
+        trust: {
+          bundles: [
+            {
+              trustDomain: evil,
+              authorities: [{ fingerprint: evil, notAfter: LATER }],
+              changedAt: TIME,
+            },
+          ],
+          quotesIssuer: { trustDomain: evil, authority: { fingerprint: evil, notAfter: LATER } },
+        },
       }),
     );
     assert.equal(html.match(/<script/g)?.length, 1, "only the page's own script");

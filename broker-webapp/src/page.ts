@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import type { Quote } from "./quote.js";
+import type { AuthorityView, TrustView } from "./trust.js";
 
 /** What the quotes page shows. Every string in it is escaped when rendered. */
 export interface PageView {
@@ -19,6 +20,7 @@ export interface PageView {
   /** When those quotes arrived; undefined before the first success. */
   lastUpdated: Date | undefined;
   identity: IdentityPanel;
+  trust: TrustView;
 }
 
 /** What federation did, seen from the webapp. */
@@ -82,9 +84,13 @@ tbody tr:nth-child(even) { background: #fafafa; }
 .error, .waiting { padding: 0.6rem 0.8rem; margin: 0 0 1rem; border-radius: 4px; }
 .error { background: #fde8e8; border: 1px solid #e0a0a0; }
 .waiting { background: #fff6dd; border: 1px solid #e0c870; }
-.identity { margin-top: 1.5rem; font-size: 0.9rem; color: #444; }
-.identity dt { font-weight: bold; margin-top: 0.3rem; }
-.identity dd { margin-left: 1rem; font-family: ui-monospace, monospace; }
+.panels { display: flex; flex-wrap: wrap; gap: 0 2rem; }
+.panels > section { flex: 1 1 18rem; min-width: 0; }
+.identity, .trust { margin-top: 1.5rem; font-size: 0.9rem; color: #444; }
+.identity dt, .trust dt { font-weight: bold; margin-top: 0.3rem; }
+.identity dd, .trust dd { margin-left: 1rem; font-family: ui-monospace, monospace; overflow-wrap: anywhere; }
+.trust ul { margin: 0; padding-left: 1rem; list-style: square; }
+.trust .issuer { font-weight: bold; }
 `;
 
 function statusBlock(status: PageView["status"]): string {
@@ -134,6 +140,43 @@ function identityBlock(identity: IdentityPanel): string {
   );
 }
 
+function authorityText(authority: AuthorityView): string {
+  return `${authority.fingerprint} (until ${dateTime(authority.notAfter)})`;
+}
+
+function trustBlock(trust: TrustView): string {
+  const issuer = trust.quotesIssuer;
+  const issuedBy = (trustDomain: string, authority: AuthorityView) =>
+    issuer?.trustDomain === trustDomain && issuer.authority?.fingerprint === authority.fingerprint;
+  const bundles = trust.bundles.map((bundle) => {
+    const items = bundle.authorities
+      .map((authority) =>
+        issuedBy(bundle.trustDomain, authority)
+          ? `<li class="issuer">${escapeHtml(authorityText(authority))}: issued the quotes service's certificate</li>`
+          : `<li>${escapeHtml(authorityText(authority))}</li>`,
+      )
+      .join("");
+    return (
+      `<dt>${escapeHtml(bundle.trustDomain)}</dt>` +
+      `<dd>changed ${escapeHtml(dateTime(bundle.changedAt))}; ` +
+      `${bundle.authorities.length === 1 ? "1 authority" : `${bundle.authorities.length} authorities`} (SHA-256, not after):` +
+      `<ul>${items}</ul></dd>`
+    );
+  });
+  let issuerText = "(no connection verified yet)";
+  if (issuer) {
+    issuerText = issuer.authority
+      ? `${issuer.trustDomain} authority ${authorityText(issuer.authority)}`
+      : `no authority of the ${issuer.trustDomain} bundle held when it was verified`;
+  }
+  return (
+    '<section class="trust"><h2>Trust</h2><dl>' +
+    (bundles.length === 0 ? "<dt>Bundles</dt><dd>none yet</dd>" : bundles.join("")) +
+    `<dt>Quotes service's certificate issued by</dt><dd>${escapeHtml(issuerText)}</dd>` +
+    "</dl></section>"
+  );
+}
+
 /** The quotes page: status line, table, identity panel, and the one-second reload. */
 export function renderQuotesPage(view: PageView): string {
   const caption = `Last Updated: ${view.lastUpdated ? clockTime(view.lastUpdated) : "never"}`;
@@ -154,7 +197,10 @@ ${statusBlock(view.status)}
 ${view.quotes.map(quoteRow).join("\n")}
 </tbody>
 </table>
+<div class="panels">
 ${identityBlock(view.identity)}
+${trustBlock(view.trust)}
+</div>
 <script>${RELOAD_SCRIPT}</script>
 </body>
 </html>

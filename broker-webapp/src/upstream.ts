@@ -8,6 +8,7 @@ import {
 } from "@federation-demo/spiffe";
 import { Agent, type Dispatcher, request } from "undici";
 import { parseQuotes, type Quote } from "./quote.js";
+import { authorityView, type IssuerView, issuingAuthority } from "./trust.js";
 
 /**
  * How a connection fails when the server closed it under a request (reset, closed,
@@ -55,6 +56,7 @@ export class QuotesClient {
   readonly #maxBytes: number;
   readonly #onRetry: (reason: string) => void;
   #verifiedPeer: SpiffeId | undefined;
+  #peerIssuer: IssuerView | undefined;
   #handshakes = 0;
   /** Connections this client began to open (each one a call of the connector). */
   #connectAttempts = 0;
@@ -70,8 +72,14 @@ export class QuotesClient {
       bundleSource: options.bundleSource,
       authorizer: authorizeID(options.quotesId),
       connectTimeoutMs: this.#timeoutMs,
-      onPeerVerified: (peerId) => {
+      onPeerVerified: (peerId, chain) => {
         this.#verifiedPeer = peerId;
+        const bundle = options.bundleSource.getX509BundleForTrustDomain(peerId.trustDomain);
+        const authority = issuingAuthority(chain, bundle);
+        this.#peerIssuer = {
+          trustDomain: peerId.trustDomain.name,
+          authority: authority && authorityView(authority),
+        };
         this.#handshakes += 1;
       },
     });
@@ -102,6 +110,11 @@ export class QuotesClient {
   /** The quotes service's ID as verified on the most recent new connection. */
   get verifiedPeer(): SpiffeId | undefined {
     return this.#verifiedPeer;
+  }
+
+  /** Which authority issued the certificate the quotes service presented on that connection. */
+  get peerIssuer(): IssuerView | undefined {
+    return this.#peerIssuer;
   }
 
   /** How many connections (each one TLS handshake) have authenticated the quotes service. */

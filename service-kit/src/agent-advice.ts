@@ -49,7 +49,7 @@ function words(problem: AgentProblem): { reason: string; fix: string | undefined
     case "no-entry":
       return {
         reason: `The SPIRE Agent at ${problem.address} answered, but no registration entry matches this workload yet.`,
-        fix: `Create the entries: ${CREATE_ENTRIES} (the agent picks them up within about 5 s).`,
+        fix: `Create the entries: ${CREATE_ENTRIES} (the agent picks them up within about a second).`,
       };
     case "no-answer-yet":
       return {

@@ -5,3 +5,4 @@ export * from "./listen.js";
 export * from "./logger.js";
 export * from "./quote-json.js";
 export * from "./shutdown.js";
+export * from "./workload-api.js";

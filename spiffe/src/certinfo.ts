@@ -22,6 +22,36 @@ export interface CertificateDetails {
   isCa: boolean;
   /** basicConstraints pathLenConstraint, when present. */
   pathLength: number | undefined;
+  /** iPAddress SANs: 4 bytes (IPv4) or 16 bytes (IPv6) each. */
+  ipAddresses: Buffer[];
+  /** The nameConstraints extension (2.5.29.30), or undefined when the certificate has none. */
+  nameConstraints: NameConstraints | undefined;
+  /**
+   * OIDs of the critical extensions this library does not process (RFC 5280 4.2: a
+   * certificate with one must be refused), including a critical nameConstraints that
+   * holds name forms it cannot check.
+   */
+  unhandledCriticalExtensions: string[];
+}
+
+/** Names of one kind of subtree list (permitted or excluded) of a nameConstraints. */
+export interface GeneralSubtrees {
+  /** dNSName bases, lower-cased. */
+  dns: string[];
+  /** uniformResourceIdentifier bases (a host, or a domain when it starts with "."), lower-cased. */
+  uri: string[];
+  /** iPAddress bases: address and mask of equal length (4+4 or 16+16 bytes). */
+  ip: { address: Buffer; mask: Buffer }[];
+}
+
+export interface NameConstraints {
+  permitted: GeneralSubtrees;
+  excluded: GeneralSubtrees;
+  /**
+   * Name forms present in the extension that this library cannot check (rfc822Name,
+   * directoryName, ...), or subtrees with a minimum or maximum, which RFC 5280 forbids.
+   */
+  unsupported: string[];
 }
 
 export interface KeyUsage {
@@ -33,6 +63,36 @@ export interface KeyUsage {
 const OID_SUBJECT_ALT_NAME = "2.5.29.17";
 const OID_KEY_USAGE = "2.5.29.15";
 const OID_BASIC_CONSTRAINTS = "2.5.29.19";
+const OID_NAME_CONSTRAINTS = "2.5.29.30";
+
+/**
+ * Extensions this library processes, so that they may be critical. The SVID rules read
+ * keyUsage, basicConstraints and subjectAltName; nameConstraints are enforced on the path;
+ * Node's checkIssued matches issuers by the key identifiers; extKeyUsage is read and any
+ * purpose accepted, as go-spiffe does (its verification asks for ExtKeyUsageAny).
+ */
+const PROCESSED_EXTENSIONS = new Set([
+  OID_KEY_USAGE,
+  OID_BASIC_CONSTRAINTS,
+  OID_SUBJECT_ALT_NAME,
+  OID_NAME_CONSTRAINTS,
+  "2.5.29.14", // subjectKeyIdentifier
+  "2.5.29.35", // authorityKeyIdentifier
+  "2.5.29.37", // extKeyUsage
+]);
+
+/** GeneralName tags (RFC 5280 4.2.1.6), for messages about forms we do not check. */
+const GENERAL_NAME_FORMS = [
+  "otherName",
+  "rfc822Name",
+  "dNSName",
+  "x400Address",
+  "directoryName",
+  "ediPartyName",
+  "uniformResourceIdentifier",
+  "iPAddress",
+  "registeredID",
+];
 
 const { Class, Type } = forge.asn1;
 
@@ -64,17 +124,79 @@ function readTime(node: Asn1 | undefined, what: string): Date {
   return date;
 }
 
-function readSubjectAltNames(value: string): { uris: string[]; dnsNames: string[] } {
+function readSubjectAltNames(value: string): {
+  uris: string[];
+  dnsNames: string[];
+  ipAddresses: Buffer[];
+} {
   const uris: string[] = [];
   const dnsNames: string[] = [];
+  const ipAddresses: Buffer[] = [];
   for (const name of children(parseAsn1Bytes(value), "subjectAltName")) {
     if (name.tagClass !== Class.CONTEXT_SPECIFIC) continue;
     // GeneralName [6] uniformResourceIdentifier and [2] dNSName, both IA5String. bytesOf
     // refuses a constructed encoding rather than skipping it, so no URI can hide there.
     if (name.type === 6) uris.push(bytesOf(name, "URI SAN"));
     if (name.type === 2) dnsNames.push(bytesOf(name, "DNS SAN"));
+    if (name.type === 7) {
+      const address = Buffer.from(bytesOf(name, "IP SAN"), "binary");
+      if (address.length !== 4 && address.length !== 16) {
+        throw new DerError(`an IP address SAN has ${address.length} bytes, not 4 or 16`);
+      }
+      ipAddresses.push(address);
+    }
   }
-  return { uris, dnsNames };
+  return { uris, dnsNames, ipAddresses };
+}
+
+function emptySubtrees(): GeneralSubtrees {
+  return { dns: [], uri: [], ip: [] };
+}
+
+/** One [0] permitted or [1] excluded GeneralSubtrees list into `into`. */
+function readSubtrees(list: Asn1, into: GeneralSubtrees, unsupported: Set<string>): void {
+  for (const subtree of children(list, "GeneralSubtrees")) {
+    if (!isUniversal(subtree, Type.SEQUENCE))
+      throw new DerError("a GeneralSubtree is not a SEQUENCE");
+    const [base, ...bounds] = children(subtree, "GeneralSubtree");
+    if (base === undefined || base.tagClass !== Class.CONTEXT_SPECIFIC) {
+      throw new DerError("a GeneralSubtree has no GeneralName base");
+    }
+    // RFC 5280: minimum MUST be zero (DER leaves the default out) and maximum absent.
+    if (bounds.length > 0) unsupported.add("a subtree minimum or maximum");
+    if (base.type === 2) into.dns.push(bytesOf(base, "dNSName subtree").toLowerCase());
+    else if (base.type === 6) into.uri.push(bytesOf(base, "URI subtree").toLowerCase());
+    else if (base.type === 7) {
+      const bytes = Buffer.from(bytesOf(base, "iPAddress subtree"), "binary");
+      if (bytes.length !== 8 && bytes.length !== 32) {
+        throw new DerError(`an iPAddress subtree has ${bytes.length} bytes, not 8 or 32`);
+      }
+      const half = bytes.length / 2;
+      into.ip.push({ address: bytes.subarray(0, half), mask: bytes.subarray(half) });
+    } else unsupported.add(GENERAL_NAME_FORMS[base.type] ?? `GeneralName [${base.type}]`);
+  }
+}
+
+function readNameConstraints(value: string): NameConstraints {
+  const sequence = parseAsn1Bytes(value);
+  if (!isUniversal(sequence, Type.SEQUENCE))
+    throw new DerError("nameConstraints is not a SEQUENCE");
+  const constraints: NameConstraints = {
+    permitted: emptySubtrees(),
+    excluded: emptySubtrees(),
+    unsupported: [],
+  };
+  const unsupported = new Set<string>();
+  for (const part of children(sequence, "nameConstraints")) {
+    if (part.tagClass !== Class.CONTEXT_SPECIFIC || part.type > 1) {
+      throw new DerError(
+        "nameConstraints holds something other than [0] permitted or [1] excluded",
+      );
+    }
+    readSubtrees(part, part.type === 0 ? constraints.permitted : constraints.excluded, unsupported);
+  }
+  constraints.unsupported = [...unsupported];
+  return constraints;
 }
 
 function readKeyUsage(value: string): KeyUsage {
@@ -141,6 +263,9 @@ function readDetails(certificate: X509Certificate): CertificateDetails {
     keyUsage: undefined,
     isCa: false,
     pathLength: undefined,
+    ipAddresses: [],
+    nameConstraints: undefined,
+    unhandledCriticalExtensions: [],
   };
 
   const extensionsTagged = fields.find(
@@ -161,6 +286,13 @@ function readDetails(certificate: X509Certificate): CertificateDetails {
       throw new DerError("an extension is not an (OID, OCTET STRING) pair");
     }
     const oid = forge.asn1.derToOid(forge.util.createBuffer(bytesOf(oidNode, "extension OID")));
+    // Extension ::= SEQUENCE { extnID, critical BOOLEAN DEFAULT FALSE, extnValue }
+    const criticalNode = parts.length === 3 ? parts[1] : undefined;
+    if (parts.length > 3 || (parts.length === 3 && !isUniversal(criticalNode, Type.BOOLEAN))) {
+      throw new DerError(`extension ${oid} is not (OID, [critical BOOLEAN], OCTET STRING)`);
+    }
+    const critical =
+      criticalNode !== undefined && bytesOf(criticalNode, `extension ${oid} critical`) !== "\x00";
     // RFC 5280: at most one instance of an extension; two SAN extensions could otherwise
     // hide a second identity from a checker that reads only the first.
     if (seen.has(oid)) throw new DerError(`extension ${oid} appears more than once`);
@@ -170,12 +302,17 @@ function readDetails(certificate: X509Certificate): CertificateDetails {
       if (oid === OID_SUBJECT_ALT_NAME) Object.assign(details, readSubjectAltNames(value));
       if (oid === OID_KEY_USAGE) details.keyUsage = readKeyUsage(value);
       if (oid === OID_BASIC_CONSTRAINTS) Object.assign(details, readBasicConstraints(value));
+      if (oid === OID_NAME_CONSTRAINTS) details.nameConstraints = readNameConstraints(value);
     } catch (error) {
       if (error instanceof DerError) throw error;
       throw new DerError(`extension ${oid} is unreadable: ${(error as Error).message}`, {
         cause: error,
       });
     }
+    const processed =
+      PROCESSED_EXTENSIONS.has(oid) &&
+      !(oid === OID_NAME_CONSTRAINTS && details.nameConstraints?.unsupported.length);
+    if (critical && !processed) details.unhandledCriticalExtensions.push(oid);
   }
   return details;
 }

@@ -1,3 +1,4 @@
+import type { X509Certificate } from "node:crypto";
 import { IncomingMessage, type RequestListener } from "node:http";
 import { createServer as createHttpsServer, type Server as HttpsServer } from "node:https";
 import {
@@ -55,8 +56,11 @@ export interface MtlsHttpsServerConfig extends MtlsServerConfig {
 }
 
 export interface MtlsClientConfig extends MtlsConfig {
-  /** Called with the server's ID each time a new connection authenticates it. */
-  onPeerVerified?: (peerId: SpiffeId) => void;
+  /**
+   * Called with the server's ID each time a new connection authenticates it, and the
+   * chain it presented (leaf first), e.g. to tell which authority issued it.
+   */
+  onPeerVerified?: (peerId: SpiffeId, chain: readonly X509Certificate[]) => void;
   /** Time allowed for TCP connect + handshake + authentication (default 10 000 ms). */
   connectTimeoutMs?: number;
 }

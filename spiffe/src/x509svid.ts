@@ -8,6 +8,7 @@ import type { X509BundleSource } from "./bundle.js";
 import { type CertificateDetails, certificateDetails } from "./certinfo.js";
 import { certificatesToPem, parseDerCertificates, parsePemCertificates } from "./der.js";
 import { SpiffeError } from "./errors.js";
+import { nameConstraintViolation } from "./nameconstraints.js";
 import { parseSpiffeId, type SpiffeId, SpiffeIdError } from "./spiffeid.js";
 
 /**
@@ -195,7 +196,11 @@ export type VerificationRule =
   | "expired"
   | "not-yet-valid"
   | "untrusted"
-  | "malformed-certificate";
+  | "malformed-certificate"
+  /** A certificate of the path has a critical extension the library does not process. */
+  | "unhandled-critical-extension"
+  /** A CA's nameConstraints exclude, or do not permit, a name of a certificate below it. */
+  | "name-constraints";
 
 export class VerificationError extends SpiffeError {
   declare readonly code: VerificationRule;
@@ -214,6 +219,10 @@ const MAX_ISSUER_CHECKS = 200;
  * Authenticates a peer's X.509-SVID chain (leaf first, then any intermediates the peer
  * sent) against the bundle of the trust domain named in the leaf's SPIFFE ID, and only
  * that bundle. Returns the peer's SPIFFE ID or throws a VerificationError naming the rule.
+ * Besides the X.509-SVID rules it applies RFC 5280 path validation as Go's crypto/x509
+ * does for go-spiffe: signatures, validity, cA and pathLenConstraint of every issuer, no
+ * critical extension the library does not process on any certificate of the path, and
+ * the name constraints (DNS, URI, IP) of every CA on the path.
  */
 export function verifyX509Svid(
   chain: readonly X509Certificate[],
@@ -259,6 +268,8 @@ export function verifyX509Svid(
       `${who} has keyUsage cRLSign, which an X.509-SVID leaf must not have`,
     );
   }
+  const leafExtensionProblem = criticalExtensionProblem(leafDetails, who);
+  if (leafExtensionProblem) throw leafExtensionProblem;
   const validityProblem = checkValidity(leafDetails, now, who);
   if (validityProblem) throw validityProblem;
 
@@ -285,6 +296,7 @@ export function verifyX509Svid(
   const search: PathSearch = {
     roots: bundle.certificates,
     intermediates,
+    path: [leaf],
     now,
     checksLeft: MAX_ISSUER_CHECKS,
     nearMiss: undefined,
@@ -374,6 +386,8 @@ function checkValidity(
 interface PathSearch {
   readonly roots: readonly X509Certificate[];
   readonly intermediates: readonly X509Certificate[];
+  /** The path built so far, leaf first: the certificates below the issuer being tried. */
+  readonly path: X509Certificate[];
   readonly now: Date;
   checksLeft: number;
   /** The first issuer that signed but could not be used, to explain a failure. */
@@ -396,14 +410,74 @@ function issued(subject: X509Certificate, issuer: X509Certificate, search: PathS
   }
 }
 
+/** Names of OIDs that show up in messages. */
+const EXTENSION_NAMES: Record<string, string> = {
+  "2.5.29.30": "nameConstraints",
+  "2.5.29.31": "cRLDistributionPoints",
+  "2.5.29.32": "certificatePolicies",
+  "2.5.29.33": "policyMappings",
+  "2.5.29.36": "policyConstraints",
+  "2.5.29.54": "inhibitAnyPolicy",
+  "1.3.6.1.5.5.7.1.1": "authorityInfoAccess",
+};
+
+/** RFC 5280 4.2: a certificate with a critical extension we do not process is refused. */
+function criticalExtensionProblem(
+  details: CertificateDetails,
+  who: string,
+): VerificationError | undefined {
+  const [oid] = details.unhandledCriticalExtensions;
+  if (oid === undefined) return undefined;
+  const name = EXTENSION_NAMES[oid];
+  const unsupported = details.nameConstraints?.unsupported ?? [];
+  const why =
+    oid === "2.5.29.30"
+      ? ` holding ${unsupported.join(", ")}, which this library cannot check`
+      : ", which this library does not process";
+  return new VerificationError(
+    "unhandled-critical-extension",
+    `${who} has a critical extension ${oid}${name ? ` (${name})` : ""}${why}; RFC 5280 requires refusing it`,
+  );
+}
+
+/**
+ * RFC 5280 6.1.3: the names of every certificate below a CA with nameConstraints (the
+ * leaf, and each intermediate that is not self-issued) must comply with them.
+ */
+function nameConstraintsProblem(
+  issuerDetails: CertificateDetails,
+  who: string,
+  below: readonly X509Certificate[],
+): VerificationError | undefined {
+  const constraints = issuerDetails.nameConstraints;
+  if (constraints === undefined) return undefined;
+  for (const [index, certificate] of below.entries()) {
+    // A CA's subject must not be empty (RFC 5280 4.1.2.6), so no exemption for one that is.
+    const selfIssued = Boolean(certificate.subject) && certificate.subject === certificate.issuer;
+    if (index > 0 && selfIssued) continue;
+    const violation = nameConstraintViolation(certificateDetails(certificate), constraints);
+    if (violation !== undefined) {
+      const what = index === 0 ? "the leaf's" : `intermediate ${index}'s`;
+      return new VerificationError(
+        "name-constraints",
+        `${who} has name constraints that ${what} names break: ${violation}`,
+      );
+    }
+  }
+  return undefined;
+}
+
 /** Why `issuer`, found `below` intermediates above the leaf, may not sign; undefined if fine. */
 function issuerProblem(
   issuer: X509Certificate,
   below: number,
   role: string,
-  now: Date,
+  search: PathSearch,
 ): VerificationError | undefined {
-  const who = `${role} "${issuer.subject.replaceAll("\n", ", ")}"`;
+  const now = search.now;
+  // Node gives an empty subject as undefined, though its types say string.
+  const subject: string | undefined = issuer.subject;
+  const who = `${role} "${(subject ?? "").replaceAll("\n", ", ")}"`;
   const details = readDetails(issuer, who);
   if (!details.isCa) {
     return new VerificationError(
@@ -417,7 +491,11 @@ function issuerProblem(
       `${who} allows ${details.pathLength} intermediate(s) below it, the chain has ${below}`,
     );
   }
-  return checkValidity(details, now, who);
+  return (
+    checkValidity(details, now, who) ??
+    criticalExtensionProblem(details, who) ??
+    nameConstraintsProblem(details, who, search.path)
+  );
 }
 
 /** Depth-first search for an issuer path from `subject` to a bundle certificate. */
@@ -429,19 +507,21 @@ function chainsToBundle(
 ): boolean {
   for (const root of search.roots) {
     if (!issued(subject, root, search)) continue;
-    const problem = issuerProblem(root, below, "bundle certificate", search.now);
+    const problem = issuerProblem(root, below, "bundle certificate", search);
     if (!problem) return true;
     search.nearMiss ??= problem;
   }
   for (const candidate of search.intermediates) {
     if (used.has(candidate) || !issued(subject, candidate, search)) continue;
-    const problem = issuerProblem(candidate, below, "intermediate certificate", search.now);
+    const problem = issuerProblem(candidate, below, "intermediate certificate", search);
     if (problem) {
       search.nearMiss ??= problem;
       continue;
     }
     used.add(candidate);
+    search.path.push(candidate);
     if (chainsToBundle(candidate, below + 1, used, search)) return true;
+    search.path.pop();
     used.delete(candidate);
   }
   return false;

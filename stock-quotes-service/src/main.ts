@@ -5,6 +5,7 @@ import type { Server as HttpsServer } from "node:https";
 import {
   closeServer,
   createLogger,
+  DEMO_WORKLOAD_API_BACKOFF,
   handleShutdown,
   listen,
   logIdentityChanges,
@@ -36,6 +37,7 @@ async function run(options: QuotesServiceOptions, log: Logger): Promise<void> {
 
   const source = new X509Source({
     address: options.socket,
+    backoff: DEMO_WORKLOAD_API_BACKOFF,
     logger: log.child({ component: "workload-api" }),
   });
   const stopIdentityLog = logIdentityChanges(source, log);

@@ -27,6 +27,7 @@ import {
   runScript,
   spireServer,
 } from "./demo.js";
+import { PageLoader } from "./page-loader.js";
 
 const DOCKER: DemoMode = "docker";
 const BROKER = "broker.org";
@@ -498,6 +499,26 @@ describe("the federation tutorial in Docker mode", { timeout: 3_600_000, skip: s
           return p && p.rows.length === 11 && !p.unavailable ? p : undefined;
         });
         assert.ok(page, "the page still shows quotes");
+      });
+
+      it("./4-rotate-ca.sh rotates the stock market's CA while the page loads every 200 ms: every load ok", {
+        timeout: 300_000,
+      }, async () => {
+        const loader = new PageLoader();
+        loader.start();
+        try {
+          const rotation = await runScript("4-rotate-ca.sh", 240_000, DOCKER);
+          timed(`${tag} ./4-rotate-ca.sh (stocksmarket.org)`, rotation.seconds);
+          assert.match(rotation.stdout, /The CA of stocksmarket\.org is rotated/);
+        } finally {
+          await loader.stop();
+        }
+        console.log(
+          `${tag} page loads during the CA rotation: ${PageLoader.describe(loader.loads)}`,
+        );
+        const failed = loader.loads.filter((load) => load.kind !== "ok");
+        assert.ok(loader.loads.length > 0, "the page loader made no load");
+        assert.equal(failed.length, 0, PageLoader.describe(loader.loads));
       });
 
       it("down -v leaves no container, network or volume of the project", {

@@ -11,6 +11,18 @@ x509.cryptoProvider.set(webcrypto as unknown as webcrypto.Crypto);
 
 export type KeyAlgorithm = "ec-p256" | "rsa-2048";
 
+/** An extension added as given (see testing/extensions.ts for ready-made ones). */
+export interface ExtraExtension {
+  oid: string;
+  critical: boolean;
+  /** DER of the extnValue contents. */
+  value: Uint8Array;
+}
+
+function extraExtensions(extra: readonly ExtraExtension[] | undefined): x509.Extension[] {
+  return (extra ?? []).map((e) => new x509.Extension(e.oid, e.critical, Buffer.from(e.value)));
+}
+
 export interface IssueOptions {
   /** Default: the issuing CA's own algorithm. */
   keyAlgorithm?: KeyAlgorithm;
@@ -38,6 +50,12 @@ export interface IssueOptions {
    * check can tell it from a real one.
    */
   forgeSignatureWith?: TestCa;
+  /** Subject name (default "CN=svid,O=TestCa"); "" makes an empty subject. */
+  subject?: string;
+  /** Mark the subjectAltName extension critical (as with an empty subject). */
+  sanCritical?: boolean;
+  /** More extensions, e.g. an unknown critical one. */
+  extensions?: ExtraExtension[];
 }
 
 /** Knobs for intermediates, so broken intermediates can be tested too. */
@@ -52,6 +70,10 @@ export interface IntermediateOptions {
   pathLength?: number;
   /** As IssueOptions.forgeSignatureWith: names this CA, signed with `forger`'s key. */
   forgeSignatureWith?: TestCa;
+  /** More extensions, e.g. name constraints. */
+  extensions?: ExtraExtension[];
+  /** URI SANs (default [spiffe://<trust domain>]). */
+  uris?: string[];
 }
 
 export interface IssuedSvid {
@@ -126,7 +148,7 @@ async function selfSignedRoot(
   trustDomain: string,
   keyAlgorithm: KeyAlgorithm,
   keys: webcrypto.CryptoKeyPair,
-  validity: { notBefore?: Date; notAfter?: Date },
+  validity: { notBefore?: Date; notAfter?: Date; extensions?: ExtraExtension[] },
 ): Promise<x509.X509Certificate> {
   const now = Date.now();
   return x509.X509CertificateGenerator.createSelfSigned({
@@ -143,6 +165,7 @@ async function selfSignedRoot(
       ),
       new x509.SubjectAlternativeNameExtension([{ type: "url", value: `spiffe://${trustDomain}` }]),
       await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
+      ...extraExtensions(validity.extensions),
     ],
   });
 }
@@ -182,7 +205,7 @@ export class TestCa {
   static async create(
     trustDomain: string,
     keyAlgorithm: KeyAlgorithm = "ec-p256",
-    validity: { notBefore?: Date; notAfter?: Date } = {},
+    validity: { notBefore?: Date; notAfter?: Date; extensions?: ExtraExtension[] } = {},
   ): Promise<TestCa> {
     const keys = await generateKeys(keyAlgorithm);
     const cert = await selfSignedRoot(trustDomain, keyAlgorithm, keys, validity);
@@ -251,11 +274,15 @@ export class TestCa {
           x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign,
           true,
         ),
-        new x509.SubjectAlternativeNameExtension([
-          { type: "url", value: `spiffe://${this.trustDomain}` },
-        ]),
+        new x509.SubjectAlternativeNameExtension(
+          (options.uris ?? [`spiffe://${this.trustDomain}`]).map((value) => ({
+            type: "url" as const,
+            value,
+          })),
+        ),
         await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
         await x509.AuthorityKeyIdentifierExtension.create(this.keys.publicKey),
+        ...extraExtensions(options.extensions),
       ],
     });
     return new TestCa(this.trustDomain, keyAlgorithm, keys, cert, this);
@@ -282,7 +309,12 @@ export class TestCa {
     const flags = keyUsageFlags(options.keyUsage);
     if (flags !== 0) extensions.push(new x509.KeyUsagesExtension(flags, true));
     // An empty SAN extension is invalid DER-wise, so "no URI SAN" leaves it out entirely.
-    if (names.length > 0) extensions.push(new x509.SubjectAlternativeNameExtension(names, false));
+    if (names.length > 0) {
+      extensions.push(
+        new x509.SubjectAlternativeNameExtension(names, options.sanCritical ?? false),
+      );
+    }
+    extensions.push(...extraExtensions(options.extensions));
     if (options.secondSanExtensionUris) {
       const second = options.secondSanExtensionUris.map((value) => ({
         type: "url" as const,
@@ -291,7 +323,7 @@ export class TestCa {
       extensions.push(new x509.SubjectAlternativeNameExtension(second, false));
     }
     const cert = await x509.X509CertificateGenerator.create({
-      subject: "CN=svid,O=TestCa",
+      subject: options.subject ?? "CN=svid,O=TestCa",
       issuer: this.ownCert.subject,
       publicKey: keys.publicKey,
       ...this.signer(options.forgeSignatureWith),

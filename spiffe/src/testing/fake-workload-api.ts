@@ -34,6 +34,10 @@ export interface FakeX509Response {
 export interface FakeCall {
   method: "FetchX509SVID" | "FetchX509Bundles";
   metadata: Metadata;
+  /** When it arrived (Date.now()). */
+  at: number;
+  /** The error status it was answered with; unset while it streams or after a normal end. */
+  status?: status;
 }
 
 export interface FakeWorkloadApiOptions {
@@ -78,6 +82,8 @@ export class FakeWorkloadApi {
   private x509: Record<string, unknown> | undefined;
   private bundles: Record<string, unknown> | undefined;
   private failure: { code: status; details: string } | undefined;
+  private failNextCalls: { count: number; code: status } | undefined;
+  private readonly records = new WeakMap<Stream, FakeCall>();
   private cancelledCount = 0;
   private stopped = false;
 
@@ -155,19 +161,32 @@ export class FakeWorkloadApi {
   }
 
   private accept(method: WorkloadApiMethod, call: Stream): void {
-    this.received.push({ method, metadata: call.metadata.clone() });
+    const record: FakeCall = { method, metadata: call.metadata.clone(), at: Date.now() };
+    this.received.push(record);
+    this.records.set(call, record);
     const header = call.metadata.get(SECURITY_HEADER);
     if (
       this.requireSecurityHeader &&
       !(header.length === 1 && header[0] === SECURITY_HEADER_VALUE)
     ) {
+      record.status = status.INVALID_ARGUMENT;
       call.emit("error", {
         code: status.INVALID_ARGUMENT,
         details: "security header missing from request",
       });
       return;
     }
+    if (this.failNextCalls !== undefined && this.failNextCalls.count > 0) {
+      this.failNextCalls.count -= 1;
+      record.status = this.failNextCalls.code;
+      call.emit("error", {
+        code: this.failNextCalls.code,
+        details: `fake agent answers ${status[this.failNextCalls.code]}`,
+      });
+      return;
+    }
     if (this.failure !== undefined) {
+      record.status = this.failure.code;
       call.emit("error", { ...this.failure });
       return;
     }
@@ -226,9 +245,18 @@ export class FakeWorkloadApi {
   endStreamsWith(code: status, message?: string): void {
     const failure = { code, details: message ?? `fake agent answers ${status[code]}` };
     for (const streams of Object.values(this.open)) {
-      for (const call of streams) call.emit("error", { ...failure });
+      for (const call of streams) {
+        const record = this.records.get(call);
+        if (record) record.status = code;
+        call.emit("error", { ...failure });
+      }
       streams.clear();
     }
+  }
+
+  /** The next `count` calls (any method) are answered with `code`; later ones as usual. */
+  failNext(count: number, code: status): void {
+    this.failNextCalls = { count, code };
   }
 
   /** Ends every open stream normally (as an agent restart would). */

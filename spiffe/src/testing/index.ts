@@ -1,2 +1,3 @@
 export * from "./ca.js";
+export * from "./extensions.js";
 export * from "./fake-workload-api.js";

@@ -4,7 +4,7 @@ import { type ConnectionOptions, connect, type SecureContext, type TLSSocket } f
 import type { SpiffeId } from "../spiffeid.js";
 import type { MtlsClientConfig } from "../tlsconfig.js";
 import { asError, MtlsError } from "./errors.js";
-import { authenticatePeer, recordPeerId } from "./peer.js";
+import { authenticatePeer, peerChainOf, recordPeerId } from "./peer.js";
 import { currentSvid, type SvidTracker } from "./svid-context.js";
 
 const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
@@ -116,7 +116,7 @@ export function openMtlsSocket(
       return;
     }
     recordPeerId(socket, peerId);
-    config.onPeerVerified?.(peerId);
+    config.onPeerVerified?.(peerId, peerChainOf(socket));
     if (!target.keepErrorListener) socket.off("error", onError);
     finish(null, socket);
   });

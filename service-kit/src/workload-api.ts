@@ -1,0 +1,11 @@
+import type { BackoffOptions } from "@federation-demo/spiffe";
+
+/**
+ * How the demo's services retry the Workload API (refused with PERMISSION_DENIED until
+ * their entry reaches the agent, or UNAVAILABLE while the agent restarts). The demo's
+ * SPIRE servers and agents pass a new entry on within a second (docker/*\/*.conf), so a
+ * cap of 500 ms keeps the wait after step 3 short; it costs at most two small calls a
+ * second per waiting workload, which a local agent does not notice. The library's own
+ * default cap is 5 s, matching SPIRE's default agent sync interval.
+ */
+export const DEMO_WORKLOAD_API_BACKOFF: BackoffOptions = { initialMs: 100, maxMs: 500 };
