@@ -451,7 +451,7 @@ describe("broker-webapp and stock-quotes-service across two trust domains", {
   it("the quotes service rides through a transient PERMISSION_DENIED; after a confirmed one it refuses new connections", async () => {
     // A webapp with no connection yet, so its first page load needs a new TLS handshake.
     const fresh = startWebapp(federation, `https://127.0.0.1:${quotesPort}/quotes`);
-    let againFrom = 0;
+    let fromLine = quotes.mark();
     try {
       const freshPort = await fresh.port();
       await fresh.waitForLog((l) => l.msg === "X.509 SVID received", "SVID received", {
@@ -460,16 +460,20 @@ describe("broker-webapp and stock-quotes-service across two trust domains", {
 
       // The agent refuses the stream and keeps the retry waiting, as while it renews its
       // own SVID: the page still loads, over a connection made in that window.
-      let fromLine = quotes.mark();
+      fromLine = quotes.mark();
       federation.stocksApi.endStreamsWith(PERMISSION_DENIED, "no identity issued");
       federation.stocksApi.withholdX509();
-      await quotes.waitForLog((l) => l.msg === "Workload API error", "refusal", { from: fromLine });
+      await quotes.waitForLog((l) => l.msg === "Workload API error", "refusal", {
+        from: fromLine,
+      });
       const html = await getPage(freshPort);
       assert.doesNotMatch(html, /Quotes service unavailable/);
       assert.equal(tableRows(html).length, 11);
       assert.equal((await health(freshPort)).upstream.tlsHandshakes, 1);
       await federation.issueQuotesSvid();
-      await quotes.waitForLog((l) => l.msg === "X.509 SVID rotated", "renewed", { from: fromLine });
+      await quotes.waitForLog((l) => l.msg === "X.509 SVID rotated", "renewed", {
+        from: fromLine,
+      });
       assert.ok(
         !quotes.logs.slice(fromLine).some((l) => l.msg === "X.509 SVID withdrawn"),
         "never withdrawn",
@@ -493,12 +497,12 @@ describe("broker-webapp and stock-quotes-service across two trust domains", {
       }
     } finally {
       assert.deepEqual(await fresh.stop(), { code: 0, signal: null });
-      againFrom = quotes.mark();
       federation.stocksApi.failWith(undefined);
       await federation.issueQuotesSvid();
     }
+    // Received again after the withdrawal (fromLine was marked before it).
     await quotes.waitForLog((l) => l.msg === "X.509 SVID received", "SVID again", {
-      from: againFrom,
+      from: fromLine,
     });
     assert.equal(tableRows(await getPage(webPort)).length, 11);
   });
