@@ -1,6 +1,7 @@
 // Helpers for the end-to-end tests: run the project's own scripts, reach SPIRE through
 // scripts/lib.sh (so the tests use the same sockets and names as the scripts), and read
 // the local demo's pid files.
+import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -195,6 +196,45 @@ export async function fetchQuotesPage(): Promise<QuotesPage | undefined> {
 /** A row whose Price column holds a number with two decimals. */
 export function hasPrice(row: readonly string[]): boolean {
   return /^-?\d+\.\d{2}$/.test(row[1] ?? "");
+}
+
+/** The page shows quotes: 11 rows, at least one priced, and no error line. */
+export function showsQuotes(page: QuotesPage | undefined): page is QuotesPage {
+  return (
+    page !== undefined && page.rows.length === 11 && !page.unavailable && page.rows.some(hasPrice)
+  );
+}
+
+/** Polls the page until it shows quotes (showsQuotes), or gives up after timeoutMs. */
+export function waitForQuotesPage(
+  timeoutMs: number,
+  intervalMs = 250,
+): Promise<QuotesPage | undefined> {
+  return poll(timeoutMs, intervalMs, async () => {
+    const page = await fetchQuotesPage();
+    return showsQuotes(page) ? page : undefined;
+  });
+}
+
+/** Asserts that each trust domain's server lists the other's bundle, and not its own. */
+export async function assertEachListsTheOther(mode: DemoMode = "local"): Promise<void> {
+  for (const [td, other] of [
+    ["broker.org", "stocksmarket.org"],
+    ["stocksmarket.org", "broker.org"],
+  ] as const) {
+    const list = await spireServer(td, ["bundle", "list"], mode);
+    assert.equal(list.code, 0, list.stderr);
+    assert.match(
+      list.stdout,
+      new RegExp(`\\* ${other.replace(".", "\\.")}\\n`),
+      `${td} lists ${other}`,
+    );
+    assert.doesNotMatch(
+      list.stdout,
+      new RegExp(`\\* ${td.replace(".", "\\.")}\\n`),
+      `${td} does not list itself`,
+    );
+  }
 }
 
 /** Polls the page until it shows 11 rows that all carry a price, or gives up after timeoutMs. */

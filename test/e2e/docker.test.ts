@@ -15,10 +15,9 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import {
+  assertEachListsTheOther,
   compose,
   type DemoMode,
-  fetchQuotesPage,
-  hasPrice,
   poll,
   type QuotesPage,
   ROOT,
@@ -26,6 +25,8 @@ import {
   run,
   runScript,
   spireServer,
+  waitForPricedPage,
+  waitForQuotesPage,
 } from "./demo.js";
 import { PageLoader } from "./page-loader.js";
 
@@ -375,17 +376,7 @@ describe("the federation tutorial in Docker mode", { timeout: 3_600_000, skip: s
       }, async () => {
         const result = await runScript("2-bootstrap-federation.sh", 300_000, DOCKER);
         timed(`${tag} step 2 (bootstrap federation)`, result.seconds);
-        for (const [td, other] of [
-          [BROKER, STOCKS],
-          [STOCKS, BROKER],
-        ] as const) {
-          const list = expectOk(await spireServer(td, ["bundle", "list"], DOCKER), "bundle list");
-          assert.match(
-            list.stdout,
-            new RegExp(`\\* ${other.replace(".", "\\.")}\\n`),
-            `${td} lists ${other}`,
-          );
-        }
+        await assertEachListsTheOther(DOCKER);
       });
 
       let firstQuotes: QuotesPage | undefined;
@@ -395,12 +386,7 @@ describe("the federation tutorial in Docker mode", { timeout: 3_600_000, skip: s
         const started = performance.now();
         const result = await runScript("3-create-registration-entries.sh", 300_000, DOCKER);
         timed(`${tag} step 3 (registration entries)`, result.seconds);
-        firstQuotes = await poll(30_000, 250, async () => {
-          const page = await fetchQuotesPage();
-          return page && page.rows.length === 11 && !page.unavailable && page.rows.some(hasPrice)
-            ? page
-            : undefined;
-        });
+        firstQuotes = await waitForQuotesPage(30_000);
         const seconds = (performance.now() - started) / 1000;
         timed(`${tag} step 3 start -> first page with quotes`, seconds);
         assert.ok(firstQuotes, "no page with quotes within 30 s of step 3 (see compose logs)");
@@ -410,10 +396,7 @@ describe("the federation tutorial in Docker mode", { timeout: 3_600_000, skip: s
         timeout: 60_000,
       }, async () => {
         assert.ok(firstQuotes, "step 3 produced no page with quotes");
-        const allPriced = await poll(30_000, 300, async () => {
-          const page = await fetchQuotesPage();
-          return page && page.rows.length === 11 && page.rows.every(hasPrice) ? page : undefined;
-        });
+        const allPriced = await waitForPricedPage(30_000);
         assert.ok(allPriced, "within 30 s every row should carry a price");
         assert.deepEqual(
           allPriced.rows.map((row) => row[0]),
@@ -494,10 +477,7 @@ describe("the federation tutorial in Docker mode", { timeout: 3_600_000, skip: s
         const three = await runScript("3-create-registration-entries.sh", 300_000, DOCKER);
         assert.match(three.stdout, /already exists/);
         timed(`${tag} steps 1-2-3 again`, one.seconds + two.seconds + three.seconds);
-        const page = await poll(15_000, 500, async () => {
-          const p = await fetchQuotesPage();
-          return p && p.rows.length === 11 && !p.unavailable ? p : undefined;
-        });
+        const page = await waitForQuotesPage(15_000, 500);
         assert.ok(page, "the page still shows quotes");
       });
 

@@ -13,9 +13,9 @@ import { after, before, describe, it } from "node:test";
 import { diagnoseAgentProblem, WorkloadApiClient } from "@federation-demo/spiffe";
 import {
   agentSocket,
+  assertEachListsTheOther,
   DATA,
   fetchQuotesPage,
-  hasPrice,
   isAlive,
   poll,
   type QuotesPage,
@@ -24,6 +24,8 @@ import {
   run,
   runScript,
   spireServer,
+  waitForPricedPage,
+  waitForQuotesPage,
 } from "./demo.js";
 import { registerFaultTests } from "./faults.js";
 import { PageLoader } from "./page-loader.js";
@@ -164,19 +166,7 @@ describe("the federation tutorial against real SPIRE (local mode)", { timeout: 1
   it("step 2 gives each server the other trust domain's bundle", { timeout: 180_000 }, async () => {
     const result = await runScript("2-bootstrap-federation.sh");
     timed("step 2 (bootstrap federation)", result.seconds);
-    for (const [td, other] of [
-      [BROKER, STOCKS],
-      [STOCKS, BROKER],
-    ] as const) {
-      const list = await spireServer(td, ["bundle", "list"]);
-      assert.equal(list.code, 0, list.stderr);
-      assert.match(
-        list.stdout,
-        new RegExp(`\\* ${other.replace(".", "\\.")}\\n`),
-        `${td} lists ${other}`,
-      );
-      assert.doesNotMatch(list.stdout, new RegExp(`\\* ${td.replace(".", "\\.")}\\n`));
-    }
+    await assertEachListsTheOther();
   });
 
   it("the services start before step 3 and wait for their SVIDs", {
@@ -204,12 +194,7 @@ describe("the federation tutorial against real SPIRE (local mode)", { timeout: 1
     timed("step 3 (registration entries)", step3.seconds);
     // The 30 s count from the start of step 3, not from here.
     const budgetMs = Math.max(0, 30_000 - (performance.now() - started));
-    firstQuotes = await poll(budgetMs, 100, async () => {
-      const page = await fetchQuotesPage();
-      return page && page.rows.length === 11 && !page.unavailable && page.rows.some(hasPrice)
-        ? page
-        : undefined;
-    });
+    firstQuotes = await waitForQuotesPage(budgetMs, 100);
     const now = performance.now();
     const fromStart = (now - started) / 1000;
     const fromEntries = (now - entriesCreated) / 1000;
@@ -262,10 +247,7 @@ describe("the federation tutorial against real SPIRE (local mode)", { timeout: 1
     );
     // Each reload moves every quote with probability 1/4: keep loading until all 11 have a
     // price (a handful of loads in practice).
-    const allPriced = await poll(30_000, 300, async () => {
-      const page = await fetchQuotesPage();
-      return page && page.rows.length === 11 && page.rows.every(hasPrice) ? page : undefined;
-    });
+    const allPriced = await waitForPricedPage(30_000);
     assert.ok(allPriced, "within 30 s every row should carry a price");
     assert.equal(allPriced.unavailable, false, "no 'Quotes service unavailable' line");
     assert.equal(allPriced.verifiedPeer, QUOTES_ID, "identity panel: the verified peer");
@@ -331,10 +313,7 @@ describe("the federation tutorial against real SPIRE (local mode)", { timeout: 1
       const shown = await spireServer(td, ["entry", "show", "-spiffeID", id]);
       assert.match(shown.stdout, /Found 1 entry/, "no duplicate entry");
     }
-    const page = await poll(15_000, 500, async () => {
-      const p = await fetchQuotesPage();
-      return p && p.rows.length === 11 && !p.unavailable ? p : undefined;
-    });
+    const page = await waitForQuotesPage(15_000, 500);
     assert.ok(page, "the page still shows quotes");
   });
 

@@ -12,6 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import {
+  assertEachListsTheOther,
   DATA,
   isAlive,
   poll,
@@ -36,18 +37,6 @@ function refreshedIn(server: string, other: string): boolean {
   return readFileSync(join(DATA, "logs", `${server}.log`), "utf8").includes(
     `msg="Bundle refreshed" subsystem_name=bundle_client trust_domain=${other}`,
   );
-}
-
-async function assertEachListsTheOther(): Promise<void> {
-  for (const [td, other] of PAIRS) {
-    const list = await spireServer(td, ["bundle", "list"]);
-    assert.equal(list.code, 0, list.stderr);
-    assert.match(
-      list.stdout,
-      new RegExp(`\\* ${other.replace(".", "\\.")}\\n`),
-      `${td} lists ${other}`,
-    );
-  }
 }
 
 async function preconditions(): Promise<void> {
