@@ -52,10 +52,12 @@ test("WA-1 re-establishes the stream after the server closes it (SHOULD)", () =>
     const next = await bed.ca.issue(OWN_ID);
     bed.push(bed.ownResponse({ own: next }));
     await waitFor("SVID B from the new stream", () => bed.presents(next));
+    // A retry can come (with full jitter, at once) while the fake still fails: every call
+    // before the last was refused, and the last stream is open and healthy.
     const calls = callsOf(bed.fake, "FetchX509SVID");
-    assert.equal(calls.length, 2);
-    assert.equal(calls[0]?.status, status.UNAVAILABLE);
-    assert.equal(calls[1]?.status, undefined, "the second stream is open and healthy");
+    assert.ok(calls.length >= 2, `the client called again (${calls.length} calls)`);
+    for (const call of calls.slice(0, -1)) assert.equal(call.status, status.UNAVAILABLE);
+    assert.equal(calls.at(-1)?.status, undefined, "the last stream is open and healthy");
     assert.equal(bed.fake.openStreamCount("FetchX509SVID"), 1);
   }));
 
