@@ -66,6 +66,21 @@ export function run(
 
 export type DemoMode = "local" | "docker";
 
+/** Fails with the command's output unless it exited 0; returns the result. */
+export function expectOk(result: RunResult, what: string): RunResult {
+  assert.equal(
+    result.code,
+    0,
+    `${what} exited with ${result.code}\n--- stdout\n${result.stdout}\n--- stderr\n${result.stderr}`,
+  );
+  return result;
+}
+
+/** What a SPIRE server logs each time it fetched trustDomain's bundle from its bundle endpoint. */
+export function bundleRefreshedLine(trustDomain: string): string {
+  return `msg="Bundle refreshed" subsystem_name=bundle_client trust_domain=${trustDomain}`;
+}
+
 /**
  * Runs one of the project's scripts (local mode unless told) and fails with its output if it
  * fails. `choices` are further flags, e.g. ["--profile", "https_web"].

@@ -16,12 +16,13 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import {
   assertEachListsTheOther,
+  bundleRefreshedLine,
   compose,
   type DemoMode,
+  expectOk,
   poll,
   type QuotesPage,
   ROOT,
-  type RunResult,
   run,
   runScript,
   spireServer,
@@ -52,15 +53,6 @@ if (skipReason) console.log(`\n*** ${skipReason} ***\n`);
 const timings: [string, number][] = [];
 function timed(label: string, seconds: number): void {
   timings.push([label, seconds]);
-}
-
-function expectOk(result: RunResult, what: string): RunResult {
-  assert.equal(
-    result.code,
-    0,
-    `${what} exited with ${result.code}\n--- stdout\n${result.stdout}\n--- stderr\n${result.stderr}`,
-  );
-  return result;
 }
 
 const frontEndVersion = async (frontEnd: FrontEnd): Promise<string | undefined> => {
@@ -456,11 +448,7 @@ describe("the federation tutorial in Docker mode", { timeout: 3_600_000, skip: s
         ] as const) {
           const refreshed = await poll(120_000, 2000, async () => {
             const logs = await compose(["logs", "--no-color", server]);
-            return logs.stdout.includes(
-              `msg="Bundle refreshed" subsystem_name=bundle_client trust_domain=${other}`,
-            )
-              ? true
-              : undefined;
+            return logs.stdout.includes(bundleRefreshedLine(other)) ? true : undefined;
           });
           assert.ok(
             refreshed,

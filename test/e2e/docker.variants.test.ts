@@ -9,11 +9,12 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import {
+  bundleRefreshedLine,
   compose,
+  expectOk,
   fetchQuotesPage,
   poll,
   ROOT,
-  type RunResult,
   run,
   runScript,
   spireServer,
@@ -31,15 +32,6 @@ const skipReason =
     ? "SPIRE_DEMO_SKIP_DOCKER_TEST=1: the Docker-mode variants are NOT tested in this run"
     : undefined;
 if (skipReason) console.log(`\n*** ${skipReason} ***\n`);
-
-function expectOk(result: RunResult, what: string): RunResult {
-  assert.equal(
-    result.code,
-    0,
-    `${what} exited with ${result.code}\n${result.stdout}\n${result.stderr}`,
-  );
-  return result;
-}
 
 const VARIANTS = [
   {
@@ -170,7 +162,7 @@ describe("the tutorial's variants in Docker mode", { timeout: 1_800_000, skip: s
         for (const [td, other, server] of PAIRS) {
           const list = expectOk(await spireServer(td, ["bundle", "list"], "docker"), "bundle list");
           assert.match(list.stdout, new RegExp(`\\* ${other.replace(".", "\\.")}\\n`));
-          const refreshed = `msg="Bundle refreshed" subsystem_name=bundle_client trust_domain=${other}`;
+          const refreshed = bundleRefreshedLine(other);
           const logs = await poll(120_000, 2000, async () => {
             const out = (await compose(["logs", "--no-color", server])).stdout;
             return out.includes(refreshed) ? out : undefined;

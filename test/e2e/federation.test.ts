@@ -14,6 +14,7 @@ import { diagnoseAgentProblem, WorkloadApiClient } from "@federation-demo/spiffe
 import {
   agentSocket,
   assertEachListsTheOther,
+  bundleRefreshedLine,
   DATA,
   fetchQuotesPage,
   isAlive,
@@ -329,11 +330,7 @@ describe("the federation tutorial against real SPIRE (local mode)", { timeout: 1
     ] as const) {
       const log = join(DATA, "logs", `${server}.log`);
       const refreshed = await poll(90_000, 1000, async () =>
-        readFileSync(log, "utf8").includes(
-          `msg="Bundle refreshed" subsystem_name=bundle_client trust_domain=${other}`,
-        )
-          ? true
-          : undefined,
+        readFileSync(log, "utf8").includes(bundleRefreshedLine(other)) ? true : undefined,
       );
       assert.ok(
         refreshed,

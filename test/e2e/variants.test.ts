@@ -13,6 +13,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import {
   assertEachListsTheOther,
+  bundleRefreshedLine,
   DATA,
   isAlive,
   poll,
@@ -35,7 +36,7 @@ const PAIRS = [
 
 function refreshedIn(server: string, other: string): boolean {
   return readFileSync(join(DATA, "logs", `${server}.log`), "utf8").includes(
-    `msg="Bundle refreshed" subsystem_name=bundle_client trust_domain=${other}`,
+    bundleRefreshedLine(other),
   );
 }
 
