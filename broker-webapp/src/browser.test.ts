@@ -131,18 +131,10 @@ describe("the quotes page in Chromium", { timeout: 120_000 }, () => {
     // federated bundle, and the quotes service gets an SVID from the new one.
     const nextStocksCa = await TestCa.create("stocksmarket.org");
     const bothStocks = Buffer.concat([federation.stocksCa.bundleDer(), nextStocksCa.bundleDer()]);
-    const webappSvid = await federation.brokerCa.issue(WEBAPP_ID);
-    federation.brokerApi.setX509({
-      svids: [
-        {
-          spiffeId: WEBAPP_ID,
-          chainDer: webappSvid.chainDer,
-          keyDer: webappSvid.keyDer,
-          bundleDer: federation.brokerCa.bundleDer(),
-        },
-      ],
-      federatedBundles: { "spiffe://stocksmarket.org": bothStocks },
-    });
+    // The quotes service moves first. The webapp's kept-alive connection keeps the old
+    // handshake until the webapp's own trust changes (then it opens a new connection), so
+    // that change must come after the quotes service presents the new certificate.
+    const rotatedFrom = quotes.mark();
     const quotesSvid = await nextStocksCa.issue(QUOTES_ID);
     federation.stocksApi.setX509({
       svids: [
@@ -154,6 +146,21 @@ describe("the quotes page in Chromium", { timeout: 120_000 }, () => {
         },
       ],
       federatedBundles: { "spiffe://broker.org": federation.brokerCa.bundleDer() },
+    });
+    await quotes.waitForLog((l) => l.msg === "X.509 SVID rotated", "quotes SVID rotated", {
+      from: rotatedFrom,
+    });
+    const webappSvid = await federation.brokerCa.issue(WEBAPP_ID);
+    federation.brokerApi.setX509({
+      svids: [
+        {
+          spiffeId: WEBAPP_ID,
+          chainDer: webappSvid.chainDer,
+          keyDer: webappSvid.keyDer,
+          bundleDer: federation.brokerCa.bundleDer(),
+        },
+      ],
+      federatedBundles: { "spiffe://stocksmarket.org": bothStocks },
     });
     const short = (fingerprint: string) => fingerprint.split(":").slice(0, 8).join(":");
     const oldPrint = short(federation.stocksCa.certificate.fingerprint256);
