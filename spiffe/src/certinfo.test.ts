@@ -356,3 +356,233 @@ describe("certificateDetails on hand-made DER", () => {
     });
   }
 });
+
+// The readers issue 11 added: IP SANs, the critical flag, and nameConstraints.
+const NAME_CONSTRAINTS = "2.5.29.30";
+const UNKNOWN = "1.3.6.1.4.1.55555.1.1";
+const ctx = (tag: number, bytes: string): Node =>
+  asn1.create(asn1.Class.CONTEXT_SPECIFIC, tag, false, bytes);
+const TRUE = prim(T.BOOLEAN, "\xff");
+const FALSE = prim(T.BOOLEAN, "\x00");
+
+/** An extension with an explicit critical flag (a BOOLEAN node, or anything else). */
+function flagged(id: string, flag: Node, value: Node | string): Node {
+  return seq(oid(id), flag, prim(T.OCTETSTRING, typeof value === "string" ? value : der(value)));
+}
+
+function detailsWith(...extensions: Node[]) {
+  return certificateDetails(certificate(tbs({ extensions })));
+}
+
+/** One GeneralSubtree whose base is `base`. */
+const subtree = (base: Node, ...bounds: Node[]): Node => seq(base, ...bounds);
+
+describe("certificateDetails: IP SANs, critical flags and name constraints (hand-made DER)", () => {
+  it("gives empty lists and no constraints for a certificate without extensions", () => {
+    const details = certificateDetails(certificate(tbs({})));
+    assert.deepEqual(details.ipAddresses, []);
+    assert.equal(details.nameConstraints, undefined);
+    assert.deepEqual(details.unhandledCriticalExtensions, []);
+  });
+
+  it("reads IPv4 and IPv6 SANs as bytes, in order", () => {
+    const v6 = `\x20\x01\x0d\xb8${"\x00".repeat(11)}\x01`;
+    const details = detailsWith(extension(SAN, seq(ctx(7, "\x0a\x00\x00\x01"), ctx(7, v6))));
+    assert.deepEqual(details.ipAddresses, [Buffer.from([10, 0, 0, 1]), Buffer.from(v6, "binary")]);
+    assert.deepEqual(details.uris, []);
+  });
+
+  it("treats every extension it processes as handled when critical, and no other", () => {
+    const processed = [
+      flagged(SAN, TRUE, seq(ctx(6, "spiffe://broker.org/x"))),
+      flagged(KEY_USAGE, TRUE, prim(T.BITSTRING, "\x07\x80")),
+      flagged(BASIC_CONSTRAINTS, TRUE, seq()),
+      flagged(NAME_CONSTRAINTS, TRUE, seq(tagged(0, [subtree(ctx(2, "broker.org"))]))),
+      // Their contents are not read, so any bytes do.
+      flagged("2.5.29.14", TRUE, "\x04\x01\x01"), // subjectKeyIdentifier
+      flagged("2.5.29.35", TRUE, seq()), // authorityKeyIdentifier
+      flagged("2.5.29.37", TRUE, seq()), // extKeyUsage
+    ];
+    assert.deepEqual(detailsWith(...processed).unhandledCriticalExtensions, []);
+    const unknown = detailsWith(...processed, flagged(UNKNOWN, TRUE, seq()));
+    assert.deepEqual(unknown.unhandledCriticalExtensions, [UNKNOWN]);
+  });
+
+  it("an explicit critical FALSE is not critical; any non-zero BOOLEAN is", () => {
+    assert.deepEqual(detailsWith(flagged(UNKNOWN, FALSE, seq())).unhandledCriticalExtensions, []);
+    const one = prim(T.BOOLEAN, "\x01");
+    assert.deepEqual(detailsWith(flagged(UNKNOWN, one, seq())).unhandledCriticalExtensions, [
+      UNKNOWN,
+    ]);
+  });
+
+  it("reads both subtree lists: DNS and URI lower-cased, IP as address and mask", () => {
+    const v6 = `\xfd\x00${"\x00".repeat(14)}\xff\xff${"\x00".repeat(14)}`;
+    const value = seq(
+      tagged(0, [
+        subtree(ctx(2, "Svc.Broker.ORG")),
+        subtree(ctx(6, ".Broker.org")),
+        subtree(ctx(7, "\x0a\x00\x00\x00\xff\x00\x00\x00")),
+      ]),
+      tagged(1, [subtree(ctx(2, "Bad.Broker.org")), subtree(ctx(7, v6))]),
+    );
+    const constraints = detailsWith(flagged(NAME_CONSTRAINTS, TRUE, value)).nameConstraints;
+    assert.deepEqual(constraints, {
+      permitted: {
+        dns: ["svc.broker.org"],
+        uri: [".broker.org"],
+        ip: [{ address: Buffer.from([10, 0, 0, 0]), mask: Buffer.from([255, 0, 0, 0]) }],
+      },
+      excluded: {
+        dns: ["bad.broker.org"],
+        uri: [],
+        ip: [
+          {
+            address: Buffer.from(v6.slice(0, 16), "binary"),
+            mask: Buffer.from(v6.slice(16), "binary"),
+          },
+        ],
+      },
+      unsupported: [],
+    });
+  });
+
+  it("names each name form it cannot check, and subtree bounds, once each", () => {
+    const value = seq(
+      tagged(0, [
+        subtree(ctx(0, "")),
+        subtree(ctx(1, "a@broker.org")),
+        subtree(ctx(3, "")),
+        subtree(ctx(4, "")),
+        subtree(ctx(1, "b@broker.org")),
+      ]),
+      tagged(1, [
+        subtree(ctx(5, "")),
+        subtree(ctx(8, "")),
+        subtree(ctx(9, "")),
+        subtree(ctx(2, "broker.org"), ctx(0, "\x01")),
+      ]),
+    );
+    const details = detailsWith(flagged(NAME_CONSTRAINTS, FALSE, value));
+    assert.deepEqual(details.nameConstraints?.unsupported, [
+      "otherName",
+      "rfc822Name",
+      "x400Address",
+      "directoryName",
+      "ediPartyName",
+      "registeredID",
+      "GeneralName [9]",
+      "a subtree minimum or maximum",
+    ]);
+    // Not critical, so nothing to refuse; the DNS base is still read.
+    assert.deepEqual(details.unhandledCriticalExtensions, []);
+    assert.deepEqual(details.nameConstraints?.excluded.dns, ["broker.org"]);
+  });
+
+  it("a critical nameConstraints with a form it cannot check is unhandled, the others stay handled", () => {
+    const value = seq(tagged(0, [subtree(ctx(1, "a@broker.org"))]));
+    const details = detailsWith(
+      flagged(NAME_CONSTRAINTS, TRUE, value),
+      flagged(BASIC_CONSTRAINTS, TRUE, seq(TRUE)),
+      flagged(KEY_USAGE, TRUE, prim(T.BITSTRING, "\x01\x06")),
+    );
+    assert.deepEqual(details.unhandledCriticalExtensions, [NAME_CONSTRAINTS]);
+    assert.equal(details.isCa, true);
+  });
+
+  const nc = (value: Node | string): Node => flagged(NAME_CONSTRAINTS, TRUE, value);
+  const broken: [string, Node, string][] = [
+    [
+      "an extension of four parts",
+      seq(oid(UNKNOWN), TRUE, TRUE, prim(T.OCTETSTRING, "")),
+      `extension ${UNKNOWN} is not (OID, [critical BOOLEAN], OCTET STRING)`,
+    ],
+    [
+      "a critical flag that is no BOOLEAN",
+      flagged(UNKNOWN, prim(T.INTEGER, "\x01"), seq()),
+      `extension ${UNKNOWN} is not (OID, [critical BOOLEAN], OCTET STRING)`,
+    ],
+    [
+      "a constructed critical flag",
+      flagged(UNKNOWN, asn1.create(U, T.BOOLEAN, true, []), seq()),
+      `extension ${UNKNOWN} critical is not a primitive value`,
+    ],
+    [
+      "an IP SAN of 5 bytes",
+      extension(SAN, seq(ctx(7, "\x0a\x00\x00\x00\x01"))),
+      "an IP address SAN has 5 bytes, not 4 or 16",
+    ],
+    ["a constructed IP SAN", extension(SAN, seq(tagged(7, []))), "IP SAN is not a primitive value"],
+    [
+      "nameConstraints that are no SEQUENCE",
+      nc(prim(T.INTEGER, "\x01")),
+      "nameConstraints is not a SEQUENCE",
+    ],
+    [
+      "primitive nameConstraints",
+      nc(prim(T.SEQUENCE, "")),
+      "nameConstraints is not a constructed value",
+    ],
+    [
+      "a universal part in nameConstraints",
+      nc(seq(prim(T.BOOLEAN, "\xff"))),
+      "nameConstraints holds something other than [0] permitted or [1] excluded",
+    ],
+    [
+      "a [2] part in nameConstraints",
+      nc(seq(tagged(2, []))),
+      "nameConstraints holds something other than [0] permitted or [1] excluded",
+    ],
+    ["a primitive subtree list", nc(seq(ctx(0, ""))), "GeneralSubtrees is not a constructed value"],
+    [
+      "a subtree that is no SEQUENCE",
+      nc(seq(tagged(1, [prim(T.INTEGER, "\x01")]))),
+      "a GeneralSubtree is not a SEQUENCE",
+    ],
+    [
+      "a primitive subtree",
+      nc(seq(tagged(0, [prim(T.SEQUENCE, "")]))),
+      "GeneralSubtree is not a constructed value",
+    ],
+    [
+      "a subtree without a base",
+      nc(seq(tagged(0, [seq()]))),
+      "a GeneralSubtree has no GeneralName base",
+    ],
+    [
+      "a subtree whose base is universal",
+      nc(seq(tagged(0, [seq(prim(T.IA5STRING, "x"))]))),
+      "a GeneralSubtree has no GeneralName base",
+    ],
+    [
+      "a constructed dNSName subtree",
+      nc(seq(tagged(0, [seq(tagged(2, []))]))),
+      "dNSName subtree is not a primitive value",
+    ],
+    [
+      "a constructed URI subtree",
+      nc(seq(tagged(0, [seq(tagged(6, []))]))),
+      "URI subtree is not a primitive value",
+    ],
+    [
+      "a constructed iPAddress subtree",
+      nc(seq(tagged(0, [seq(tagged(7, []))]))),
+      "iPAddress subtree is not a primitive value",
+    ],
+    [
+      "an iPAddress subtree of 4 bytes",
+      nc(seq(tagged(0, [subtree(ctx(7, "\x0a\x00\x00\x00"))]))),
+      "an iPAddress subtree has 4 bytes, not 8 or 32",
+    ],
+    [
+      "an iPAddress subtree of 16 bytes",
+      nc(seq(tagged(0, [subtree(ctx(7, "\x00".repeat(16)))]))),
+      "an iPAddress subtree has 16 bytes, not 8 or 32",
+    ],
+  ];
+  for (const [what, extensionNode, message] of broken) {
+    it(`refuses ${what}: "${message}"`, () => {
+      assertMalformed(certificate(tbs({ extensions: [extensionNode] })), message);
+    });
+  }
+});

@@ -81,18 +81,18 @@ const PROCESSED_EXTENSIONS = new Set([
   "2.5.29.37", // extKeyUsage
 ]);
 
-/** GeneralName tags (RFC 5280 4.2.1.6), for messages about forms we do not check. */
-const GENERAL_NAME_FORMS = [
-  "otherName",
-  "rfc822Name",
-  "dNSName",
-  "x400Address",
-  "directoryName",
-  "ediPartyName",
-  "uniformResourceIdentifier",
-  "iPAddress",
-  "registeredID",
-];
+/**
+ * GeneralName forms (RFC 5280 4.2.1.6, by tag) that name constraints may hold but this
+ * library does not check; dNSName [2], uniformResourceIdentifier [6] and iPAddress [7] it does.
+ */
+const UNCHECKED_NAME_FORMS: Record<number, string> = {
+  0: "otherName",
+  1: "rfc822Name",
+  3: "x400Address",
+  4: "directoryName",
+  5: "ediPartyName",
+  8: "registeredID",
+};
 
 const { Class, Type } = forge.asn1;
 
@@ -173,7 +173,7 @@ function readSubtrees(list: Asn1, into: GeneralSubtrees, unsupported: Set<string
       }
       const half = bytes.length / 2;
       into.ip.push({ address: bytes.subarray(0, half), mask: bytes.subarray(half) });
-    } else unsupported.add(GENERAL_NAME_FORMS[base.type] ?? `GeneralName [${base.type}]`);
+    } else unsupported.add(UNCHECKED_NAME_FORMS[base.type] ?? `GeneralName [${base.type}]`);
   }
 }
 
@@ -181,11 +181,8 @@ function readNameConstraints(value: string): NameConstraints {
   const sequence = parseAsn1Bytes(value);
   if (!isUniversal(sequence, Type.SEQUENCE))
     throw new DerError("nameConstraints is not a SEQUENCE");
-  const constraints: NameConstraints = {
-    permitted: emptySubtrees(),
-    excluded: emptySubtrees(),
-    unsupported: [],
-  };
+  const permitted = emptySubtrees();
+  const excluded = emptySubtrees();
   const unsupported = new Set<string>();
   for (const part of children(sequence, "nameConstraints")) {
     if (part.tagClass !== Class.CONTEXT_SPECIFIC || part.type > 1) {
@@ -193,10 +190,9 @@ function readNameConstraints(value: string): NameConstraints {
         "nameConstraints holds something other than [0] permitted or [1] excluded",
       );
     }
-    readSubtrees(part, part.type === 0 ? constraints.permitted : constraints.excluded, unsupported);
+    readSubtrees(part, part.type === 0 ? permitted : excluded, unsupported);
   }
-  constraints.unsupported = [...unsupported];
-  return constraints;
+  return { permitted, excluded, unsupported: [...unsupported] };
 }
 
 function readKeyUsage(value: string): KeyUsage {
@@ -298,20 +294,23 @@ function readDetails(certificate: X509Certificate): CertificateDetails {
     if (seen.has(oid)) throw new DerError(`extension ${oid} appears more than once`);
     seen.add(oid);
     const value = bytesOf(valueNode, `extension ${oid}`);
+    let processed = PROCESSED_EXTENSIONS.has(oid);
     try {
       if (oid === OID_SUBJECT_ALT_NAME) Object.assign(details, readSubjectAltNames(value));
       if (oid === OID_KEY_USAGE) details.keyUsage = readKeyUsage(value);
       if (oid === OID_BASIC_CONSTRAINTS) Object.assign(details, readBasicConstraints(value));
-      if (oid === OID_NAME_CONSTRAINTS) details.nameConstraints = readNameConstraints(value);
+      if (oid === OID_NAME_CONSTRAINTS) {
+        const constraints = readNameConstraints(value);
+        details.nameConstraints = constraints;
+        // Constraints on a name form we cannot check are not processed either.
+        processed = constraints.unsupported.length === 0;
+      }
     } catch (error) {
       if (error instanceof DerError) throw error;
       throw new DerError(`extension ${oid} is unreadable: ${(error as Error).message}`, {
         cause: error,
       });
     }
-    const processed =
-      PROCESSED_EXTENSIONS.has(oid) &&
-      !(oid === OID_NAME_CONSTRAINTS && details.nameConstraints?.unsupported.length);
     if (critical && !processed) details.unhandledCriticalExtensions.push(oid);
   }
   return details;

@@ -39,6 +39,38 @@ describe("name constraint matching (RFC 5280 4.2.1.10)", () => {
     assert.equal(dnsWithin("example.org", ".example.org"), false);
     assert.equal(dnsWithin("a.example.org", ".example.org"), true);
     assert.equal(dnsWithin("anything", ""), true);
+    // A "." base needs a label added: the base itself, or any other name as long, is out.
+    assert.equal(dnsWithin(".example.org", ".example.org"), false);
+    assert.equal(dnsWithin("a-much-longer-name.net", ".example.org"), false);
+  });
+
+  test("DNS: a name within any one of several permitted bases is permitted", () => {
+    const two = constraints({ permitted: { dns: ["a.org", "b.org"] } });
+    assert.equal(nameConstraintViolation({ ...noNames, dnsNames: ["x.b.org"] }, two), undefined);
+    assert.equal(
+      nameConstraintViolation({ ...noNames, dnsNames: ["x.c.org"] }, two),
+      "DNS name x.c.org is outside the permitted subtrees",
+    );
+  });
+
+  test("URI: a '.' base needs a label added; hosts that cannot be checked are refused", () => {
+    const domain = constraints({ permitted: { uri: [".example.org"] } });
+    const check = (uri: string) => nameConstraintViolation({ ...noNames, uris: [uri] }, domain);
+    assert.equal(
+      check("spiffe://.example.org/a"),
+      "URI host .example.org is outside the permitted subtrees",
+    );
+    assert.equal(
+      check("spiffe://a-much-longer-name.net/a"),
+      "URI host a-much-longer-name.net is outside the permitted subtrees",
+    );
+    const cannot = "so URI name constraints cannot apply";
+    assert.equal(check("spiffe://a b/x"), `URI spiffe://a b/x cannot be parsed, ${cannot}`);
+    assert.equal(check("spiffe:///a"), `URI spiffe:///a has no host, ${cannot}`);
+    assert.equal(
+      check("spiffe://[::1]/a"),
+      `URI spiffe://[::1]/a has an IP address, not a domain name, as its host, ${cannot}`,
+    );
   });
 
   test("URI: a base is one host, a leading '.' a domain; an IP host cannot be constrained", () => {
@@ -75,6 +107,16 @@ describe("name constraint matching (RFC 5280 4.2.1.10)", () => {
     assert.match(
       nameConstraintViolation(ip(new Array(16).fill(0)), permitted) ?? "",
       /IP address 0:0:0:0:0:0:0:0 is outside/,
+    );
+    // An IPv6 address is never within an IPv4 subtree, even when it starts with its bytes.
+    assert.equal(
+      nameConstraintViolation(ip([10, 1, 2, 3, ...new Array(12).fill(0)]), permitted),
+      "IP address a01:203:0:0:0:0:0:0 is outside the permitted subtrees",
+    );
+    const v6Net = { address: Buffer.alloc(16), mask: Buffer.alloc(16) };
+    assert.equal(
+      nameConstraintViolation(ip([10, 1, 2, 3]), constraints({ permitted: { ip: [v6Net] } })),
+      "IP address 10.1.2.3 is outside the permitted subtrees",
     );
     const excluded = constraints({ excluded: { ip: [tenNet] } });
     assert.match(nameConstraintViolation(ip([10, 9, 9, 9]), excluded) ?? "", /excluded/);
@@ -143,7 +185,9 @@ describe("verifyX509Svid with a CA whose subject is empty", () => {
       publicKey: leafKeys.publicKey,
       signingKey: keys.privateKey,
       signingAlgorithm,
-      ...validity,
+      notBefore: validity.notBefore,
+      // Outlives the root, so that the root's expiry can be seen in a message.
+      notAfter: new Date(now + 2 * 3_600_000),
       extensions: [
         new x509.BasicConstraintsExtension(false, undefined, true),
         new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
@@ -156,7 +200,12 @@ describe("verifyX509Svid with a CA whose subject is empty", () => {
     const bundles = new X509BundleSet([
       new X509Bundle(TrustDomain.parse("example.org"), [rootCert]),
     ]);
-    const id = verifyX509Svid([new X509Certificate(Buffer.from(leaf.rawData))], bundles);
-    assert.equal(id.toString(), "spiffe://example.org/a");
+    const chain = [new X509Certificate(Buffer.from(leaf.rawData))];
+    assert.equal(verifyX509Svid(chain, bundles).toString(), "spiffe://example.org/a");
+    // Refused, the root is named by its (empty) subject in quotes.
+    assert.throws(
+      () => verifyX509Svid(chain, bundles, new Date(now + 90 * 60_000)),
+      /^VerificationError: bundle certificate "" expired at /,
+    );
   });
 });

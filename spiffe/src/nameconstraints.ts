@@ -38,11 +38,10 @@ function uriHostWithin(host: string, base: string): boolean {
 
 function ipWithin(address: Buffer, subtree: { address: Buffer; mask: Buffer }): boolean {
   if (address.length !== subtree.address.length) return false;
-  for (let i = 0; i < address.length; i += 1) {
+  return address.every((byte, i) => {
     const mask = subtree.mask[i] ?? 0;
-    if (((address[i] ?? 0) & mask) !== ((subtree.address[i] ?? 0) & mask)) return false;
-  }
-  return true;
+    return (byte & mask) === ((subtree.address[i] ?? 0) & mask);
+  });
 }
 
 function formatIp(address: Buffer): string {
@@ -62,7 +61,8 @@ function uriHost(uri: string): { host: string } | { problem: string } {
   }
   // RFC 5280: a URI without a host given as a fully qualified domain name must be refused.
   if (host === "") return { problem: `URI ${uri} has no host` };
-  if (isIP(host.replace(/^\[(.*)\]$/, "$1")) !== 0) {
+  // The URL parser keeps brackets only around an IPv6 address.
+  if (host.startsWith("[") || isIP(host) !== 0) {
     return { problem: `URI ${uri} has an IP address, not a domain name, as its host` };
   }
   return { host };

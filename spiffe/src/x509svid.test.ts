@@ -5,6 +5,7 @@ import { createSecureContext } from "node:tls";
 import { X509Bundle, X509BundleSet } from "./bundle.js";
 import { SpiffeIdError } from "./spiffeid.js";
 import { type KeyAlgorithm, TestCa } from "./testing/ca.js";
+import { nameConstraintsExtension, unknownExtension } from "./testing/extensions.js";
 import {
   SvidError,
   VerificationError,
@@ -714,3 +715,130 @@ function assertSvidErrorExact(
     return true;
   });
 }
+
+/** Asserts a refusal by its exact rule and message. */
+function assertRefusal(verify: () => unknown, rule: VerificationRule, message: string): void {
+  assert.throws(verify, (error: unknown) => {
+    assert.ok(error instanceof VerificationError, `expected VerificationError, got ${error}`);
+    assert.equal(error.code, rule);
+    assert.equal(error.message, message);
+    return true;
+  });
+}
+
+describe("verifyX509Svid: critical extensions and name constraints, word for word", () => {
+  const ROOT = 'bundle certificate "CN=broker.org root, O=TestCa"';
+  const REQUIRED = "RFC 5280 requires refusing it";
+  let brokerCa: TestCa;
+  let bundles: X509BundleSet;
+  before(async () => {
+    brokerCa = await TestCa.create("broker.org");
+    bundles = new X509BundleSet([brokerCa.bundle()]);
+  });
+
+  it("names each well-known critical extension it does not process, and not an unknown one", async () => {
+    const named: [string, string][] = [
+      ["2.5.29.31", "cRLDistributionPoints"],
+      ["2.5.29.32", "certificatePolicies"],
+      ["2.5.29.33", "policyMappings"],
+      ["2.5.29.36", "policyConstraints"],
+      ["2.5.29.54", "inhibitAnyPolicy"],
+      ["1.3.6.1.5.5.7.1.1", "authorityInfoAccess"],
+    ];
+    for (const [oid, name] of named) {
+      // Only the flag matters: the leaf is refused before its contents would be read.
+      const extension = { oid, critical: true, value: Buffer.from([0x30, 0x00]) };
+      const { certificates } = await brokerCa.issue(WEBAPP, { extensions: [extension] });
+      assertRefusal(
+        () => verifyX509Svid(certificates, bundles),
+        "unhandled-critical-extension",
+        `peer certificate for ${WEBAPP} has a critical extension ${oid} (${name}), which this library does not process; ${REQUIRED}`,
+      );
+    }
+    const { certificates } = await brokerCa.issue(WEBAPP, { extensions: [unknownExtension(true)] });
+    assertRefusal(
+      () => verifyX509Svid(certificates, bundles),
+      "unhandled-critical-extension",
+      `peer certificate for ${WEBAPP} has a critical extension 1.3.6.1.4.1.55555.1.1, which this library does not process; ${REQUIRED}`,
+    );
+  });
+
+  it("says which name forms of a critical nameConstraints it cannot check", async () => {
+    const intermediate = await brokerCa.createIntermediate({
+      subject: "CN=constrained,O=TestCa",
+      extensions: [
+        nameConstraintsExtension({
+          permitted: { email: ["x@broker.org"] },
+          excluded: { registeredId: ["1.2.3.4"] },
+        }),
+      ],
+    });
+    const { certificates } = await intermediate.issue(WEBAPP);
+    assertRefusal(
+      () => verifyX509Svid(certificates, bundles),
+      "unhandled-critical-extension",
+      `intermediate certificate "CN=constrained, O=TestCa" has a critical extension 2.5.29.30 (nameConstraints) holding rfc822Name, registeredID, which this library cannot check; ${REQUIRED}`,
+    );
+  });
+
+  it("gives an unknown critical extension's reason even on a CA whose name constraints it checks", async () => {
+    const intermediate = await brokerCa.createIntermediate({
+      subject: "CN=constrained,O=TestCa",
+      extensions: [
+        nameConstraintsExtension({ permitted: { uri: ["broker.org"] } }),
+        unknownExtension(true),
+      ],
+    });
+    const { certificates } = await intermediate.issue(WEBAPP);
+    assertRefusal(
+      () => verifyX509Svid(certificates, bundles),
+      "unhandled-critical-extension",
+      `intermediate certificate "CN=constrained, O=TestCa" has a critical extension 1.3.6.1.4.1.55555.1.1, which this library does not process; ${REQUIRED}`,
+    );
+  });
+
+  describe("self-issued CA certificates (RFC 5280 6.1.3)", () => {
+    let constrained: TestCa;
+    let constrainedBundles: X509BundleSet;
+    before(async () => {
+      constrained = await TestCa.create("broker.org", "ec-p256", {
+        extensions: [nameConstraintsExtension({ permitted: { uri: ["broker.org"] } })],
+      });
+      constrainedBundles = new X509BundleSet([constrained.bundle()]);
+    });
+
+    it("exempts a self-issued intermediate's names from its issuer's constraints", async () => {
+      const renewed = await constrained.createIntermediate({
+        subject: constrained.subjectName,
+        uris: ["spiffe://stocksmarket.org"],
+      });
+      const { certificates } = await renewed.issue(WEBAPP);
+      assert.equal(verifyX509Svid(certificates, constrainedBundles).toString(), WEBAPP);
+    });
+
+    it("does not exempt the same intermediate under another name", async () => {
+      const other = await constrained.createIntermediate({
+        subject: "CN=other,O=TestCa",
+        uris: ["spiffe://stocksmarket.org"],
+      });
+      const { certificates } = await other.issue(WEBAPP);
+      assertRefusal(
+        () => verifyX509Svid(certificates, constrainedBundles),
+        "name-constraints",
+        `${ROOT} has name constraints that intermediate 1's names break: URI host stocksmarket.org is outside the permitted subtrees`,
+      );
+    });
+
+    it("never exempts the leaf, even one whose subject is its issuer's", async () => {
+      const elsewhere = await TestCa.create("broker.org", "ec-p256", {
+        extensions: [nameConstraintsExtension({ permitted: { uri: ["other.org"] } })],
+      });
+      const { certificates } = await elsewhere.issue(WEBAPP, { subject: elsewhere.subjectName });
+      assertRefusal(
+        () => verifyX509Svid(certificates, new X509BundleSet([elsewhere.bundle()])),
+        "name-constraints",
+        `${ROOT} has name constraints that the leaf's names break: URI host broker.org is outside the permitted subtrees`,
+      );
+    });
+  });
+});

@@ -410,9 +410,11 @@ function issued(subject: X509Certificate, issuer: X509Certificate, search: PathS
   }
 }
 
+const OID_NAME_CONSTRAINTS = "2.5.29.30";
+
 /** Names of OIDs that show up in messages. */
 const EXTENSION_NAMES: Record<string, string> = {
-  "2.5.29.30": "nameConstraints",
+  [OID_NAME_CONSTRAINTS]: "nameConstraints",
   "2.5.29.31": "cRLDistributionPoints",
   "2.5.29.32": "certificatePolicies",
   "2.5.29.33": "policyMappings",
@@ -429,11 +431,11 @@ function criticalExtensionProblem(
   const [oid] = details.unhandledCriticalExtensions;
   if (oid === undefined) return undefined;
   const name = EXTENSION_NAMES[oid];
-  const unsupported = details.nameConstraints?.unsupported ?? [];
-  const why =
-    oid === "2.5.29.30"
-      ? ` holding ${unsupported.join(", ")}, which this library cannot check`
-      : ", which this library does not process";
+  // certinfo lists a nameConstraints only when it holds name forms it cannot check.
+  const constraints = oid === OID_NAME_CONSTRAINTS ? details.nameConstraints : undefined;
+  const why = constraints
+    ? ` holding ${constraints.unsupported.join(", ")}, which this library cannot check`
+    : ", which this library does not process";
   return new VerificationError(
     "unhandled-critical-extension",
     `${who} has a critical extension ${oid}${name ? ` (${name})` : ""}${why}; RFC 5280 requires refusing it`,

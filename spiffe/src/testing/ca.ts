@@ -74,6 +74,11 @@ export interface IntermediateOptions {
   extensions?: ExtraExtension[];
   /** URI SANs (default [spiffe://<trust domain>]). */
   uris?: string[];
+  /**
+   * Subject name (default: numbered, so each differs). The parent's `subjectName` makes a
+   * self-issued CA certificate, as a CA renewing its key issues.
+   */
+  subject?: string;
 }
 
 export interface IssuedSvid {
@@ -226,6 +231,11 @@ export class TestCa {
     return this.nodeCert;
   }
 
+  /** This CA's subject name, in the form the `subject` options take. */
+  get subjectName(): string {
+    return this.ownCert.subject;
+  }
+
   /** The root at the top of this CA's chain (itself for a root). */
   get rootCertificate(): X509Certificate {
     return this.root;
@@ -261,7 +271,8 @@ export class TestCa {
     intermediateCount += 1;
     const isCa = options.isCa ?? true;
     const cert = await x509.X509CertificateGenerator.create({
-      subject: `CN=${this.trustDomain} intermediate ${intermediateCount},O=TestCa`,
+      subject:
+        options.subject ?? `CN=${this.trustDomain} intermediate ${intermediateCount},O=TestCa`,
       issuer: this.ownCert.subject,
       publicKey: keys.publicKey,
       ...this.signer(options.forgeSignatureWith),

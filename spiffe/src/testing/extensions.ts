@@ -35,6 +35,8 @@ export interface Subtrees {
   ipv4?: string[];
   /** rfc822Name bases: a form this library does not check. */
   email?: string[];
+  /** registeredID bases (dotted OIDs): another form this library does not check. */
+  registeredId?: string[];
 }
 
 function ipv4Subtree(cidr: string): string {
@@ -54,6 +56,10 @@ function subtrees(tag: number, names: Subtrees): forge.asn1.Asn1 | undefined {
     ...(names.dns ?? []).map((n): [number, string] => [2, n]),
     ...(names.uri ?? []).map((n): [number, string] => [6, n]),
     ...(names.ipv4 ?? []).map((n): [number, string] => [7, ipv4Subtree(n)]),
+    ...(names.registeredId ?? []).map((n): [number, string] => [
+      8,
+      forge.asn1.oidToDer(n).getBytes(),
+    ]),
   ];
   if (bases.length === 0) return undefined;
   return forge.asn1.create(
