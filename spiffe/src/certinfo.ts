@@ -63,7 +63,7 @@ export interface KeyUsage {
 const OID_SUBJECT_ALT_NAME = "2.5.29.17";
 const OID_KEY_USAGE = "2.5.29.15";
 const OID_BASIC_CONSTRAINTS = "2.5.29.19";
-const OID_NAME_CONSTRAINTS = "2.5.29.30";
+export const OID_NAME_CONSTRAINTS = "2.5.29.30";
 
 /**
  * Extensions this library processes, so that they may be critical. The SVID rules read

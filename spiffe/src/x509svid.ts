@@ -5,7 +5,7 @@ import {
   type X509Certificate,
 } from "node:crypto";
 import type { X509BundleSource } from "./bundle.js";
-import { type CertificateDetails, certificateDetails } from "./certinfo.js";
+import { type CertificateDetails, certificateDetails, OID_NAME_CONSTRAINTS } from "./certinfo.js";
 import { certificatesToPem, parseDerCertificates, parsePemCertificates } from "./der.js";
 import { SpiffeError } from "./errors.js";
 import { nameConstraintViolation } from "./nameconstraints.js";
@@ -409,8 +409,6 @@ function issued(subject: X509Certificate, issuer: X509Certificate, search: PathS
     return false;
   }
 }
-
-const OID_NAME_CONSTRAINTS = "2.5.29.30";
 
 /** Names of OIDs that show up in messages. */
 const EXTENSION_NAMES: Record<string, string> = {
