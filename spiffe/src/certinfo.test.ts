@@ -76,9 +76,13 @@ const SAN = "2.5.29.17";
 const KEY_USAGE = "2.5.29.15";
 const BASIC_CONSTRAINTS = "2.5.29.19";
 
-/** An extension whose OCTET STRING holds `value` (raw bytes or a node's DER). */
-function extension(id: string, value: Node | string): Node {
-  return seq(oid(id), prim(T.OCTETSTRING, typeof value === "string" ? value : der(value)));
+/**
+ * An extension whose OCTET STRING holds `value` (raw bytes or a node's DER), with the
+ * critical flag `flag` between them when given (a BOOLEAN, or anything else).
+ */
+function extension(id: string, value: Node | string, flag?: Node): Node {
+  const octets = prim(T.OCTETSTRING, typeof value === "string" ? value : der(value));
+  return flag ? seq(oid(id), flag, octets) : seq(oid(id), octets);
 }
 
 /** tbsCertificate fields: [version,] serial, signature, issuer, validity, subject, key[, extensions]. */
@@ -365,11 +369,6 @@ const ctx = (tag: number, bytes: string): Node =>
 const TRUE = prim(T.BOOLEAN, "\xff");
 const FALSE = prim(T.BOOLEAN, "\x00");
 
-/** An extension with an explicit critical flag (a BOOLEAN node, or anything else). */
-function flagged(id: string, flag: Node, value: Node | string): Node {
-  return seq(oid(id), flag, prim(T.OCTETSTRING, typeof value === "string" ? value : der(value)));
-}
-
 function detailsWith(...extensions: Node[]) {
   return certificateDetails(certificate(tbs({ extensions })));
 }
@@ -394,24 +393,24 @@ describe("certificateDetails: IP SANs, critical flags and name constraints (hand
 
   it("treats every extension it processes as handled when critical, and no other", () => {
     const processed = [
-      flagged(SAN, TRUE, seq(ctx(6, "spiffe://broker.org/x"))),
-      flagged(KEY_USAGE, TRUE, prim(T.BITSTRING, "\x07\x80")),
-      flagged(BASIC_CONSTRAINTS, TRUE, seq()),
-      flagged(NAME_CONSTRAINTS, TRUE, seq(tagged(0, [subtree(ctx(2, "broker.org"))]))),
+      extension(SAN, seq(ctx(6, "spiffe://broker.org/x")), TRUE),
+      extension(KEY_USAGE, prim(T.BITSTRING, "\x07\x80"), TRUE),
+      extension(BASIC_CONSTRAINTS, seq(), TRUE),
+      extension(NAME_CONSTRAINTS, seq(tagged(0, [subtree(ctx(2, "broker.org"))])), TRUE),
       // Their contents are not read, so any bytes do.
-      flagged("2.5.29.14", TRUE, "\x04\x01\x01"), // subjectKeyIdentifier
-      flagged("2.5.29.35", TRUE, seq()), // authorityKeyIdentifier
-      flagged("2.5.29.37", TRUE, seq()), // extKeyUsage
+      extension("2.5.29.14", "\x04\x01\x01", TRUE), // subjectKeyIdentifier
+      extension("2.5.29.35", seq(), TRUE), // authorityKeyIdentifier
+      extension("2.5.29.37", seq(), TRUE), // extKeyUsage
     ];
     assert.deepEqual(detailsWith(...processed).unhandledCriticalExtensions, []);
-    const unknown = detailsWith(...processed, flagged(UNKNOWN, TRUE, seq()));
+    const unknown = detailsWith(...processed, extension(UNKNOWN, seq(), TRUE));
     assert.deepEqual(unknown.unhandledCriticalExtensions, [UNKNOWN]);
   });
 
   it("an explicit critical FALSE is not critical; any non-zero BOOLEAN is", () => {
-    assert.deepEqual(detailsWith(flagged(UNKNOWN, FALSE, seq())).unhandledCriticalExtensions, []);
+    assert.deepEqual(detailsWith(extension(UNKNOWN, seq(), FALSE)).unhandledCriticalExtensions, []);
     const one = prim(T.BOOLEAN, "\x01");
-    assert.deepEqual(detailsWith(flagged(UNKNOWN, one, seq())).unhandledCriticalExtensions, [
+    assert.deepEqual(detailsWith(extension(UNKNOWN, seq(), one)).unhandledCriticalExtensions, [
       UNKNOWN,
     ]);
   });
@@ -426,7 +425,7 @@ describe("certificateDetails: IP SANs, critical flags and name constraints (hand
       ]),
       tagged(1, [subtree(ctx(2, "Bad.Broker.org")), subtree(ctx(7, v6))]),
     );
-    const constraints = detailsWith(flagged(NAME_CONSTRAINTS, TRUE, value)).nameConstraints;
+    const constraints = detailsWith(extension(NAME_CONSTRAINTS, value, TRUE)).nameConstraints;
     assert.deepEqual(constraints, {
       permitted: {
         dns: ["svc.broker.org"],
@@ -463,7 +462,7 @@ describe("certificateDetails: IP SANs, critical flags and name constraints (hand
         subtree(ctx(2, "broker.org"), ctx(0, "\x01")),
       ]),
     );
-    const details = detailsWith(flagged(NAME_CONSTRAINTS, FALSE, value));
+    const details = detailsWith(extension(NAME_CONSTRAINTS, value, FALSE));
     assert.deepEqual(details.nameConstraints?.unsupported, [
       "otherName",
       "rfc822Name",
@@ -482,15 +481,15 @@ describe("certificateDetails: IP SANs, critical flags and name constraints (hand
   it("a critical nameConstraints with a form it cannot check is unhandled, the others stay handled", () => {
     const value = seq(tagged(0, [subtree(ctx(1, "a@broker.org"))]));
     const details = detailsWith(
-      flagged(NAME_CONSTRAINTS, TRUE, value),
-      flagged(BASIC_CONSTRAINTS, TRUE, seq(TRUE)),
-      flagged(KEY_USAGE, TRUE, prim(T.BITSTRING, "\x01\x06")),
+      extension(NAME_CONSTRAINTS, value, TRUE),
+      extension(BASIC_CONSTRAINTS, seq(TRUE), TRUE),
+      extension(KEY_USAGE, prim(T.BITSTRING, "\x01\x06"), TRUE),
     );
     assert.deepEqual(details.unhandledCriticalExtensions, [NAME_CONSTRAINTS]);
     assert.equal(details.isCa, true);
   });
 
-  const nc = (value: Node | string): Node => flagged(NAME_CONSTRAINTS, TRUE, value);
+  const nc = (value: Node | string): Node => extension(NAME_CONSTRAINTS, value, TRUE);
   const broken: [string, Node, string][] = [
     [
       "an extension of four parts",
@@ -499,12 +498,12 @@ describe("certificateDetails: IP SANs, critical flags and name constraints (hand
     ],
     [
       "a critical flag that is no BOOLEAN",
-      flagged(UNKNOWN, prim(T.INTEGER, "\x01"), seq()),
+      extension(UNKNOWN, seq(), prim(T.INTEGER, "\x01")),
       `extension ${UNKNOWN} is not (OID, [critical BOOLEAN], OCTET STRING)`,
     ],
     [
       "a constructed critical flag",
-      flagged(UNKNOWN, asn1.create(U, T.BOOLEAN, true, []), seq()),
+      extension(UNKNOWN, seq(), asn1.create(U, T.BOOLEAN, true, [])),
       `extension ${UNKNOWN} critical is not a primitive value`,
     ],
     [

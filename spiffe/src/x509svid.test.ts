@@ -32,6 +32,16 @@ function assertRule(verify: () => unknown, rule: VerificationRule, fragment?: st
   });
 }
 
+/** A refusal by its exact rule and whole message. */
+function assertExact(verify: () => unknown, rule: VerificationRule, message: string): void {
+  assert.throws(verify, (error: unknown) => {
+    assert.ok(error instanceof VerificationError, `expected VerificationError, got ${error}`);
+    assert.equal(error.code, rule);
+    assert.equal(error.message, message);
+    return true;
+  });
+}
+
 function assertSvidError(parse: () => unknown, code: string, fragment: string): void {
   assert.throws(parse, (error: unknown) => {
     assert.ok(error instanceof SvidError, `expected SvidError, got ${String(error)}`);
@@ -507,15 +517,6 @@ describe("verifyX509Svid messages and edges", () => {
     bundles = new X509BundleSet([brokerCa.bundle()]);
   });
 
-  function assertExact(verify: () => unknown, rule: VerificationRule, message: string) {
-    assert.throws(verify, (error: unknown) => {
-      assert.ok(error instanceof VerificationError, `expected VerificationError, got ${error}`);
-      assert.equal(error.code, rule);
-      assert.equal(error.message, message);
-      return true;
-    });
-  }
-
   it("says exactly which rule a leaf broke", async () => {
     assertExact(() => verifyX509Svid([], bundles), "empty-chain", "the peer sent no certificate");
     const noSan = await brokerCa.issue(WEBAPP, { uris: [] });
@@ -716,16 +717,6 @@ function assertSvidErrorExact(
   });
 }
 
-/** Asserts a refusal by its exact rule and message. */
-function assertRefusal(verify: () => unknown, rule: VerificationRule, message: string): void {
-  assert.throws(verify, (error: unknown) => {
-    assert.ok(error instanceof VerificationError, `expected VerificationError, got ${error}`);
-    assert.equal(error.code, rule);
-    assert.equal(error.message, message);
-    return true;
-  });
-}
-
 describe("verifyX509Svid: critical extensions and name constraints, word for word", () => {
   const ROOT = 'bundle certificate "CN=broker.org root, O=TestCa"';
   const REQUIRED = "RFC 5280 requires refusing it";
@@ -749,14 +740,14 @@ describe("verifyX509Svid: critical extensions and name constraints, word for wor
       // Only the flag matters: the leaf is refused before its contents would be read.
       const extension = { oid, critical: true, value: Buffer.from([0x30, 0x00]) };
       const { certificates } = await brokerCa.issue(WEBAPP, { extensions: [extension] });
-      assertRefusal(
+      assertExact(
         () => verifyX509Svid(certificates, bundles),
         "unhandled-critical-extension",
         `peer certificate for ${WEBAPP} has a critical extension ${oid} (${name}), which this library does not process; ${REQUIRED}`,
       );
     }
     const { certificates } = await brokerCa.issue(WEBAPP, { extensions: [unknownExtension(true)] });
-    assertRefusal(
+    assertExact(
       () => verifyX509Svid(certificates, bundles),
       "unhandled-critical-extension",
       `peer certificate for ${WEBAPP} has a critical extension 1.3.6.1.4.1.55555.1.1, which this library does not process; ${REQUIRED}`,
@@ -774,7 +765,7 @@ describe("verifyX509Svid: critical extensions and name constraints, word for wor
       ],
     });
     const { certificates } = await intermediate.issue(WEBAPP);
-    assertRefusal(
+    assertExact(
       () => verifyX509Svid(certificates, bundles),
       "unhandled-critical-extension",
       `intermediate certificate "CN=constrained, O=TestCa" has a critical extension 2.5.29.30 (nameConstraints) holding rfc822Name, registeredID, which this library cannot check; ${REQUIRED}`,
@@ -790,7 +781,7 @@ describe("verifyX509Svid: critical extensions and name constraints, word for wor
       ],
     });
     const { certificates } = await intermediate.issue(WEBAPP);
-    assertRefusal(
+    assertExact(
       () => verifyX509Svid(certificates, bundles),
       "unhandled-critical-extension",
       `intermediate certificate "CN=constrained, O=TestCa" has a critical extension 1.3.6.1.4.1.55555.1.1, which this library does not process; ${REQUIRED}`,
@@ -822,7 +813,7 @@ describe("verifyX509Svid: critical extensions and name constraints, word for wor
         uris: ["spiffe://stocksmarket.org"],
       });
       const { certificates } = await other.issue(WEBAPP);
-      assertRefusal(
+      assertExact(
         () => verifyX509Svid(certificates, constrainedBundles),
         "name-constraints",
         `${ROOT} has name constraints that intermediate 1's names break: URI host stocksmarket.org is outside the permitted subtrees`,
@@ -834,7 +825,7 @@ describe("verifyX509Svid: critical extensions and name constraints, word for wor
         extensions: [nameConstraintsExtension({ permitted: { uri: ["other.org"] } })],
       });
       const { certificates } = await elsewhere.issue(WEBAPP, { subject: elsewhere.subjectName });
-      assertRefusal(
+      assertExact(
         () => verifyX509Svid(certificates, new X509BundleSet([elsewhere.bundle()])),
         "name-constraints",
         `${ROOT} has name constraints that the leaf's names break: URI host broker.org is outside the permitted subtrees`,
