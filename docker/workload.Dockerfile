@@ -2,7 +2,9 @@
 # Node service, running as its own non-root user, plus a SPIRE Agent that
 # 1-start-spire-agents.sh starts inside the container with `compose exec`.
 # Built by `./build.sh --mode docker` after it compiled the TypeScript on the host.
-ARG SPIRE_VERSION=1.13.3
+# SPIRE_VERSION comes from .env through docker-compose.yml; there is no default, so that a
+# build that does not pass it fails instead of using another release.
+ARG SPIRE_VERSION
 
 FROM ghcr.io/spiffe/spire-agent:${SPIRE_VERSION} AS spire
 

@@ -3,13 +3,13 @@
 # only package registries): builds local stand-ins for the three upstream images that
 # docker-compose.yml and docker/workload.Dockerfile use, tagged with the official names so
 # that compose never pulls:
-#   ghcr.io/spiffe/spire-server:1.13.3  FROM scratch, static spire-server from .spire/bin
-#   ghcr.io/spiffe/spire-agent:1.13.3   FROM scratch, static spire-agent from .spire/bin
+#   ghcr.io/spiffe/spire-server:<SPIRE_VERSION of .env>  FROM scratch, static spire-server from .spire/bin
+#   ghcr.io/spiffe/spire-agent:<SPIRE_VERSION of .env>   FROM scratch, static spire-agent from .spire/bin
 #   node:20-bookworm-slim               Debian bookworm (debootstrap) + this machine's Node 20
 # The SPIRE stand-ins are laid out like the official images (no shell, same paths, user and
 # entry point), so anything that would break in the real images breaks in them too.
 # An image that already exists is kept unless --force is given.
-# Needs: a container engine (scripts/container-engine.sh), Linux, SPIRE 1.13.3 built
+# Needs: a container engine (scripts/container-engine.sh), Linux, SPIRE built
 # statically (scripts/install-spire.sh), and for the Node image root, debootstrap and Node 20.
 # Usage: scripts/build-offline-images.sh [--force] [--mode docker]
 set -euo pipefail
@@ -24,8 +24,8 @@ done
 demo_init --mode docker ${args[@]+"${args[@]}"}
 [ "$DEMO_MODE" = docker ] || die "the offline images are for Docker mode only"
 
-SERVER_IMAGE="ghcr.io/spiffe/spire-server:1.13.3"
-AGENT_IMAGE="ghcr.io/spiffe/spire-agent:1.13.3"
+SERVER_IMAGE="ghcr.io/spiffe/spire-server:$SPIRE_VERSION"
+AGENT_IMAGE="ghcr.io/spiffe/spire-agent:$SPIRE_VERSION"
 NODE_IMAGE="node:20-bookworm-slim"
 WORK="$DEMO_DATA/offline-images"
 
@@ -34,12 +34,10 @@ image_exists() { docker image inspect "$1" >/dev/null 2>&1; }
 # docker_build TAG CONTEXT: the docker CLI uses BuildKit (buildx) when it has it; podman's
 # Docker API and older engines take the classic builder. Output goes to a log, shown on failure.
 docker_build() {
-  local log="$WORK/build.log"
-  if docker buildx version >/dev/null 2>&1; then
-    docker build -t "$1" "$2" >"$log" 2>&1 || { tail -n 20 "$log" >&2; die "building $1 failed"; }
-  else
-    DOCKER_BUILDKIT=0 docker build -t "$1" "$2" >"$log" 2>&1 || { tail -n 20 "$log" >&2; die "building $1 failed"; }
-  fi
+  local log="$WORK/build.log" builder=()
+  docker buildx version >/dev/null 2>&1 || builder=(env DOCKER_BUILDKIT=0)
+  ${builder[@]+"${builder[@]}"} docker build --build-arg "SPIRE_VERSION=$SPIRE_VERSION" -t "$1" "$2" >"$log" 2>&1 ||
+    { tail -n 20 "$log" >&2; die "building $1 failed"; }
 }
 
 needed() {

@@ -14,6 +14,9 @@ DEMO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DEMO_DATA="$DEMO_ROOT/.data"
 SPIRE_BIN="$DEMO_ROOT/.spire/bin"
 COMPOSE_FILE="$DEMO_ROOT/docker-compose.yml"
+# The SPIRE release, named once in .env (compose reads that file for the image tags too).
+SPIRE_VERSION="$(sed -n 's/^SPIRE_VERSION=//p' "$DEMO_ROOT/.env")"
+export SPIRE_VERSION
 TRUST_DOMAINS=(broker.org stocksmarket.org)
 DEMO_MODE="${SPIRE_DEMO_MODE:-local}"
 DEMO_PROFILE="${SPIRE_DEMO_PROFILE:-https_spiffe}"
@@ -274,7 +277,7 @@ require_spire_binaries() {
   [ "$DEMO_MODE" = local ] || return 0
   local bin
   for bin in spire-server spire-agent; do
-    [ -x "$SPIRE_BIN/$bin" ] || die "$bin is missing from .spire/bin: run scripts/install-spire.sh (builds SPIRE 1.13.3 with Go, or downloads the official release archive)"
+    [ -x "$SPIRE_BIN/$bin" ] || die "$bin is missing from .spire/bin: run scripts/install-spire.sh (builds SPIRE $SPIRE_VERSION with Go, or downloads the official release archive)"
   done
 }
 

@@ -7,7 +7,7 @@
 #     CNI DNS plugin (Docker-mode test); installed with apt-get when run as root,
 #     otherwise named for you to install;
 #   - npm packages (npm ci) when node_modules is missing;
-#   - SPIRE 1.13.3 in .spire/bin (scripts/install-spire.sh);
+#   - SPIRE (the version in .env) in .spire/bin (scripts/install-spire.sh);
 #   - the Docker compose plugin v2 when the docker CLI has none (scripts/install-compose-plugin.sh).
 # SPIRE_DEMO_SKIP_DOCKER_TEST=1 leaves out what only the Docker-mode test needs.
 set -euo pipefail
@@ -53,7 +53,7 @@ fi
 part "npm packages"
 if [ -d node_modules ]; then echo "   node_modules is there"; else npm ci --no-audit --no-fund; fi
 
-part "SPIRE 1.13.3 binaries"
+part "SPIRE $(sed -n 's/^SPIRE_VERSION=//p' .env) binaries"
 scripts/install-spire.sh
 
 if $docker_test; then

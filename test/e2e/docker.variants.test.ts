@@ -1,13 +1,14 @@
 // The tutorial's other roads in Docker mode, one lean flow each with one compose front end
 // (docker.test.ts runs the tutorial's own road with both): Web PKI bundle endpoints
 // (SPIRE_DEMO_PROFILE=https_web), and SPIFFE authentication with relationships made at run
-// time (SPIRE_DEMO_FEDERATION=api). Real SPIRE 1.13.3 in the containers of docker-compose.yml.
+// time (SPIRE_DEMO_FEDERATION=api). Real SPIRE (the release in .env) in the containers of docker-compose.yml.
 // It runs after docker.test.ts (file order), which provides the base images; the untrusted
 // certificate case runs in local mode only (variants.test.ts).
 //
 // SPIRE_DEMO_SKIP_DOCKER_TEST=1 turns it off, and the run says so.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
+import { SPIRE_SERVER_IMAGE } from "../spire-version.js";
 import {
   bundleRefreshedLine,
   compose,
@@ -85,7 +86,7 @@ describe("the tutorial's variants in Docker mode", { timeout: 1_800_000, skip: s
     for (const image of [
       "spiffe-federation-demo/broker-webapp:latest",
       "spiffe-federation-demo/stock-quotes-service:latest",
-      "ghcr.io/spiffe/spire-server:1.13.3",
+      SPIRE_SERVER_IMAGE,
     ]) {
       const found = await run("docker", ["image", "inspect", image]);
       assert.equal(

@@ -1,5 +1,5 @@
-// The federation tutorial end to end, in local mode, against real SPIRE 1.13.3 servers and
-// agents: the project's own scripts run unchanged, the two services run as the tutorial's
+// The federation tutorial end to end, in local mode, against real SPIRE servers and agents
+// (the release in .env): the project's own scripts run unchanged, the two services run as the tutorial's
 // unix users, and the browser's page is checked over HTTP.
 //
 // Needs root (it creates the users webapp and quotes-service and runs the services as

@@ -1,5 +1,5 @@
-// The tutorial's other roads, end to end in local mode against real SPIRE 1.13.3, one lean
-// flow each (federation.test.ts covers the tutorial's own road in depth):
+// The tutorial's other roads, end to end in local mode against real SPIRE (the release in
+// .env), one lean flow each (federation.test.ts covers the tutorial's own road in depth):
 //   - Web PKI bundle endpoints (--profile https_web), relationships in the configs: nobody runs
 //     bundle set; a bundle endpoint whose certificate the other server does not trust fails
 //     visibly, and works once it serves the right certificate;

@@ -1,6 +1,6 @@
 // scripts/install-spire.sh without a real SPIRE build and without GitHub:
 // - the release-archive path against a local HTTP server that serves an archive laid out
-//   like the official one (spire-1.13.3/bin/...), made here from the binaries in .spire/bin;
+//   like the official one (spire-<version>/bin/...), made here from the binaries in .spire/bin;
 // - the Go path with a stand-in `go` (fake-go.sh) that "compiles" 200 packages in about
 //   4 s, to check the progress output without a terminal.
 // Each run gets its own copy of the script and tools/spire in a temporary folder, so the
@@ -27,11 +27,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
+import { SPIRE_VERSION } from "../spire-version.js";
 
 const REPO_ROOT = fileURLToPath(new URL("../../../", import.meta.url));
 const FAKE_GO = join(REPO_ROOT, "test", "install", "fake-go.sh");
-const SPIRE_VERSION = "1.13.3";
-const ARCHIVE_NAME = /^\/spire-1\.13\.3-linux-(amd64|arm64)-musl\.tar\.gz$/;
+const VERSION_PATTERN = SPIRE_VERSION.replaceAll(".", "\\.");
+const ARCHIVE_NAME = new RegExp(`^/spire-${VERSION_PATTERN}-linux-(amd64|arm64)-musl\\.tar\\.gz$`);
 // What the script runs, besides bash builtins. `go` is left out on purpose.
 const TOOLS = [
   "bash",
@@ -91,6 +92,7 @@ describe("scripts/install-spire.sh", { timeout: 180_000 }, () => {
       join(root, "scripts", "install-spire.sh"),
     );
     await chmod(join(root, "scripts", "install-spire.sh"), 0o755);
+    await copyFile(join(REPO_ROOT, ".env"), join(root, ".env"));
     for (const file of ["go.mod", "go.sum", "release-checksums.sha256"]) {
       await copyFile(join(REPO_ROOT, "tools", "spire", file), join(root, "tools", "spire", file));
     }
@@ -141,7 +143,7 @@ describe("scripts/install-spire.sh", { timeout: 180_000 }, () => {
       );
     }
     work = await mkdtemp(join(tmpdir(), "install-spire-"));
-    // The official layout: spire-1.13.3/bin/spire-server and spire-agent.
+    // The official layout: spire-<version>/bin/spire-server and spire-agent.
     const stage = join(work, "stage", `spire-${SPIRE_VERSION}`, "bin");
     await mkdir(stage, { recursive: true });
     for (const bin of ["spire-server", "spire-agent"]) {
@@ -201,7 +203,7 @@ describe("scripts/install-spire.sh", { timeout: 180_000 }, () => {
       );
     }
     assert.ok(
-      requests.some((r) => r.startsWith("GET /spire-1.13.3-linux-")),
+      requests.some((r) => r.startsWith(`GET /spire-${SPIRE_VERSION}-linux-`)),
       requests.join(", "),
     );
 
@@ -215,46 +217,59 @@ describe("scripts/install-spire.sh", { timeout: 180_000 }, () => {
     const wrong = "0".repeat(64);
     const result = await run(root, ["--from", "release"], releaseEnv(wrong), await toolsDir());
     assert.equal(result.code, 1);
-    assert.match(result.stderr, /checksum mismatch for spire-1\.13\.3-linux-\w+-musl\.tar\.gz/);
+    assert.match(
+      result.stderr,
+      new RegExp(`checksum mismatch for spire-${VERSION_PATTERN}-linux-\\w+-musl\\.tar\\.gz`),
+    );
     assert.match(result.stderr, new RegExp(`expected SHA-256 ${wrong}`));
     assert.match(result.stderr, new RegExp(`got +SHA-256 ${archiveSha}`));
     assert.equal(existsSync(installed(root, "spire-server")), false);
     assert.equal(existsSync(installed(root, "spire-agent")), false);
   });
 
-  it("only the committed checksum counts without the test override", async () => {
+  it("the committed checksum refuses another archive served under the real archive name", async () => {
     const root = await freshRoot();
     requests = [];
+    // No SPIRE_INSTALL_TEST_RELEASE_SHA256: the script checks against the committed file.
     const result = await run(
       root,
       ["--from", "release"],
       { SPIRE_INSTALL_TEST_RELEASE_URL: baseUrl },
       await toolsDir(),
     );
-    assert.equal(result.code, 1);
-    const committed = await readFile(
-      join(REPO_ROOT, "tools", "spire", "release-checksums.sha256"),
-      "utf8",
-    );
-    const platform = /spire-1\.13\.3-(linux-\w+-musl)\.tar\.gz/.exec(
-      result.stderr + result.stdout,
-    )?.[1];
-    assert.ok(platform, result.stderr);
-    const hasLine = committed
+    assert.equal(result.code, 1, result.stdout + result.stderr);
+    const archiveName = new RegExp(`spire-${VERSION_PATTERN}-linux-(amd64|arm64)-musl\\.tar\\.gz`);
+    const served = archiveName.exec(requests.find((r) => r.startsWith("GET ")) ?? "")?.[0];
+    assert.ok(served, `the real archive name was downloaded: ${requests.join(", ")}`);
+    const committed = (
+      await readFile(join(REPO_ROOT, "tools", "spire", "release-checksums.sha256"), "utf8")
+    )
       .split("\n")
-      .some((line) => !line.startsWith("#") && line.includes(`spire-1.13.3-${platform}.tar.gz`));
-    if (hasLine) {
-      // The real published checksum cannot match the archive made here.
-      assert.match(result.stderr, /checksum mismatch/);
-    } else {
-      assert.match(
-        result.stderr,
-        /no SHA-256 for spire-1\.13\.3-linux-\w+-musl\.tar\.gz in tools\/spire\/release-checksums\.sha256/,
-      );
-      assert.match(result.stderr, /_sha256sum\.txt/, "says where the value comes from");
-      assert.deepEqual(requests, [], "nothing downloaded without a checksum to check it");
-    }
+      .find((line) => !line.startsWith("#") && line.endsWith(`  ${served}`))
+      ?.split("  ")[0];
+    assert.match(committed ?? "", /^[0-9a-f]{64}$/, `a committed SHA-256 for ${served}`);
+    assert.match(
+      result.stderr,
+      new RegExp(`checksum mismatch for ${served.replaceAll(".", "\\.")}`),
+    );
+    assert.match(result.stderr, new RegExp(`expected SHA-256 ${committed}`));
+    assert.match(result.stderr, new RegExp(`got +SHA-256 ${archiveSha}`));
     assert.equal(existsSync(installed(root, "spire-server")), false);
+    assert.equal(existsSync(installed(root, "spire-agent")), false);
+  });
+
+  it("the committed checksums cover both Linux archives that SPIRE publishes", async () => {
+    const lines = (
+      await readFile(join(REPO_ROOT, "tools", "spire", "release-checksums.sha256"), "utf8")
+    )
+      .split("\n")
+      .filter((line) => line && !line.startsWith("#"));
+    assert.deepEqual(
+      lines.map((line) => line.replace(/^[0-9a-f]{64} {2}/, "<sha256>  ")),
+      ["amd64", "arm64"].map(
+        (arch) => `<sha256>  spire-${SPIRE_VERSION}-linux-${arch}-musl.tar.gz`,
+      ),
+    );
   });
 
   it("an unreachable URL: says there is no connection and what to do instead", async () => {
@@ -328,11 +343,11 @@ describe("scripts/install-spire.sh", { timeout: 180_000 }, () => {
     assert.equal(refused.code, 1);
     assert.match(
       refused.stderr,
-      /Go 1\.20\.1 is older than the 1\.26 that tools\/spire\/go\.mod needs/,
+      /Go 1\.20\.1 is older than the 1\.26\.6 that tools\/spire\/go\.mod needs/,
     );
     const result = await run(root, [], env, path);
     assert.equal(result.code, 0, result.stderr);
-    assert.match(result.stdout, /older than the 1\.26 .*: using the official release archive/);
+    assert.match(result.stdout, /older than the 1\.26\.6 .*: using the official release archive/);
   });
 
   it("building with Go: a few progress lines without a terminal, the same static build, the total time", async () => {
@@ -369,7 +384,10 @@ describe("scripts/install-spire.sh", { timeout: 180_000 }, () => {
     assert.match(output, /^ {2}compiled 200 packages; the rest came from Go's build cache$/m);
     assert.match(
       output,
-      /SPIRE 1\.13\.3 built and installed in \.spire\/bin in \d+:\d{2} \(m:ss\)\.$/m,
+      new RegExp(
+        `SPIRE ${VERSION_PATTERN} built and installed in \\.spire/bin in \\d+:\\d{2} \\(m:ss\\)\\.$`,
+        "m",
+      ),
     );
 
     // What gets built is unchanged: the same packages, statically linked on Linux.
