@@ -125,7 +125,7 @@ trap 'exit 143' TERM
 
 # ---------------------------------------------------------------- checks
 
-# `spire-server --version` prints e.g. "1.15.3" (release) or "1.15.3-dev-unk" (built from the
+# `spire-server --version` prints e.g. "X.Y.Z" (release) or "X.Y.Z-dev-unk" (built from the
 # module proxy, which carries no VCS data) on stderr.
 binary_version() { "$1" --version 2>&1 | head -n 1; }
 
@@ -217,7 +217,7 @@ build_with_go() {
   expected_module_zips >"$WORK_DIR/module-zips"
   # Only the modules the two commands import (about 320 of go.sum's 412). `go mod download`
   # would fetch every module's .info too, which the proxy refuses for some pseudo-versions
-  # SPIRE 1.15.3 pins (spire-plugin-sdk), although it serves their source.
+  # SPIRE pins (spire-plugin-sdk in 1.15), although it serves their source.
   echo "- downloading the modules that spire-server and spire-agent import (checked against tools/spire/go.sum)"
   progress_start "  downloading" 0 count_downloaded modules
   go list -deps "${SPIRE_PACKAGES[@]}" >/dev/null

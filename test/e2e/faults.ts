@@ -242,7 +242,15 @@ export function registerFaultTests(loader: PageLoader): void {
   }, async () => {
     const phaseStart = Date.now();
     // With no time to wait, the other server cannot have fetched the prepared authority
-    // yet: the step must refuse to activate, and say why.
+    // yet: the step must refuse to activate, and say why. The broker's server fetches the
+    // bundle every 15 s, so start right after one of its fetches: then the next one cannot
+    // fall inside the second the script takes (seen once, on SPIRE 1.15).
+    const justRefreshed = await poll(30_000, 100, async () =>
+      bundleRefreshesSince("spire-server-broker", "stocksmarket.org", Date.now() - 1000) > 0
+        ? true
+        : undefined,
+    );
+    assert.ok(justRefreshed, "spire-server-broker fetches the stocksmarket.org bundle every 15 s");
     const early = await run(join(ROOT, "4-rotate-ca.sh"), ["stocksmarket.org", "--mode", "local"], {
       env: { ...process.env, ROTATE_WAIT_SECONDS: "0" },
       timeoutMs: 60_000,

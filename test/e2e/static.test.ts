@@ -2,9 +2,11 @@
 // mode's compose file is valid and refers only to files that exist. (docker.test.ts runs
 // Docker mode itself.)
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import { describe, it } from "node:test";
+import { SPIRE_SERVER_IMAGE, SPIRE_VERSION } from "../spire-version.js";
 import { ROOT, run } from "./demo.js";
 
 const SKIP_DIRS = new Set(["node_modules", ".git", ".spire", ".data", "dist", "test-output"]);
@@ -62,11 +64,44 @@ describe("static checks", () => {
       "stock-quotes-service",
     ]);
     const compose = readFileSync(join(ROOT, "docker-compose.yml"), "utf8");
-    assert.match(compose, /image: ghcr\.io\/spiffe\/spire-server:1\.13\.3\n/);
     assert.match(compose, /"8080:8080"/);
+    // The release comes from .env (SPIRE_VERSION), which compose reads by itself: the
+    // resolved file names the pinned images, and the workload builds get the same version.
+    const resolved = (await run("docker-compose", ["-f", "docker-compose.yml", "config"])).stdout;
+    assert.equal(
+      resolved.match(new RegExp(`image: ${SPIRE_SERVER_IMAGE.replaceAll(".", "\\.")}\n`, "g"))
+        ?.length,
+      2,
+      `both servers run ${SPIRE_SERVER_IMAGE}`,
+    );
+    assert.equal(
+      resolved.match(new RegExp(`SPIRE_VERSION: ${SPIRE_VERSION.replaceAll(".", "\\.")}\n`, "g"))
+        ?.length,
+      2,
+      `both workload images are built with SPIRE_VERSION ${SPIRE_VERSION}`,
+    );
     const dockerfile = readFileSync(join(ROOT, "docker/workload.Dockerfile"), "utf8");
-    assert.match(dockerfile, /ARG SPIRE_VERSION=1\.13\.3\n/);
+    assert.match(dockerfile, /^ARG SPIRE_VERSION\n/m, "no default version in the Dockerfile");
     assert.match(dockerfile, /FROM ghcr\.io\/spiffe\/spire-agent:\$\{SPIRE_VERSION\}/);
+  });
+
+  it("the SPIRE release is named in .env only, and tools/spire/go.mod pins the same one", () => {
+    const goMod = readFileSync(join(ROOT, "tools", "spire", "go.mod"), "utf8");
+    assert.match(
+      goMod,
+      new RegExp(`^\\s+github\\.com/spiffe/spire v${SPIRE_VERSION.replaceAll(".", "\\.")}\\b`, "m"),
+    );
+    const tracked = spawnSync("git", ["ls-files"], { cwd: ROOT, encoding: "utf8" }).stdout.split(
+      "\n",
+    );
+    // Places that must read the version rather than write it (history notes in the README
+    // may name older releases, so the README is not among them).
+    for (const file of tracked.filter(
+      (f) => /\.(sh|ts|mjs|yml|conf)$|Dockerfile$/.test(f) && f !== "test/spire-version.ts",
+    )) {
+      const text = readFileSync(join(ROOT, file), "utf8");
+      assert.ok(!text.includes(SPIRE_VERSION), `${file} names ${SPIRE_VERSION}: read it from .env`);
+    }
   });
 
   it("each server config variant differs from server.conf only in its federation block", () => {

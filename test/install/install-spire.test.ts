@@ -287,7 +287,9 @@ describe("scripts/install-spire.sh", { timeout: 180_000 }, () => {
     assert.equal(result.code, 1);
     assert.match(
       result.stderr,
-      /cannot download http:\/\/127\.0\.0\.1:\d+\/spire-1\.13\.3-.*: no connection to the server/,
+      new RegExp(
+        `cannot download http://127\\.0\\.0\\.1:\\d+/spire-${VERSION_PATTERN}-.*: no connection to the server`,
+      ),
     );
     assert.match(result.stderr, /--from go/);
   });

@@ -3,8 +3,8 @@ module github.com/spiffe-federation-ts/tools/spire
 go 1.26.6
 
 // SPIRE 1.15.3 asks for ejbca-go-client-sdk v1.1.0, which the Go module proxy this project
-// builds from does not serve ("This module version is not available"). v1.0.2, the version
-// SPIRE 1.13.3 used, compiles with SPIRE's EJBCA upstream-authority plugin unchanged; the demo
+// builds from does not serve ("This module version is not available"). v1.0.2, an earlier release
+// that the proxy serves, compiles with SPIRE's EJBCA upstream-authority plugin unchanged; the demo
 // never loads that plugin.
 replace github.com/Keyfactor/ejbca-go-client-sdk => github.com/Keyfactor/ejbca-go-client-sdk v1.0.2
 
