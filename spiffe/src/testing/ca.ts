@@ -1,9 +1,9 @@
 import "reflect-metadata";
 import { webcrypto, X509Certificate } from "node:crypto";
 import * as x509 from "@peculiar/x509";
-import { X509Bundle } from "../bundle.js";
-import { TrustDomain } from "../spiffeid.js";
-import { X509Svid } from "../x509svid.js";
+import { X509Bundle } from "../bundle/x509bundle.js";
+import { TrustDomain } from "../spiffeid/spiffeid.js";
+import { X509Svid } from "../x509svid/index.js";
 
 /** Test-only certificate authority: makes SVIDs, including deliberately broken ones. */
 

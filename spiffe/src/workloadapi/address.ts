@@ -1,5 +1,5 @@
 import { isIPv4, isIPv6 } from "node:net";
-import { SpiffeError } from "../errors.js";
+import { SpiffeError } from "../errors/spiffe-error.js";
 
 /**
  * A Workload API address that breaks the SPIFFE Workload Endpoint rules. `code` names the

@@ -1,10 +1,8 @@
 import assert from "node:assert/strict";
 import { afterEach, beforeEach, describe, test } from "node:test";
 import { Client, credentials, Metadata, status } from "@grpc/grpc-js";
-import type { X509BundleSet } from "../bundle.js";
+import type { X509BundleSet } from "../bundle/x509bundle.js";
 import { FakeWorkloadApi } from "../testing/fake-workload-api.js";
-import { WorkloadApiClient, WorkloadApiError, type X509Context } from "./client.js";
-import { workloadApiMethod } from "./proto.js";
 import {
   createFixtures,
   EXAMPLE,
@@ -14,7 +12,9 @@ import {
   RecordingWatcher,
   sleep,
   waitUntil,
-} from "./test-support.js";
+} from "../testing/support/workloadapi.js";
+import { WorkloadApiClient, WorkloadApiError, type X509Context } from "./client.js";
+import { workloadApiMethod } from "./proto.js";
 
 const { exampleCa, otherCa, workload, rotated, second } = await createFixtures();
 

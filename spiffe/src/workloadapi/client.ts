@@ -6,9 +6,11 @@ import {
   type StatusObject,
   status,
 } from "@grpc/grpc-js";
-import type { X509BundleSet } from "../bundle.js";
-import { SpiffeError } from "../errors.js";
-import type { X509Svid } from "../x509svid.js";
+import type { X509BundleSet } from "../bundle/x509bundle.js";
+import { SpiffeError } from "../errors/spiffe-error.js";
+import { messageOf } from "../internal/error-message.js";
+import { type Logger, stderrLogger } from "../logger/logger.js";
+import type { X509Svid } from "../x509svid/svid.js";
 import { resolveEndpointAddress } from "./address.js";
 import { Backoff } from "./backoff.js";
 import {
@@ -47,14 +49,6 @@ export interface BackoffOptions {
   maxMs?: number;
 }
 
-/** Minimal logger shape (pino-compatible), so the library does not require pino. */
-export interface Logger {
-  debug(obj: object, msg?: string): void;
-  info(obj: object, msg?: string): void;
-  warn(obj: object, msg?: string): void;
-  error(obj: object, msg?: string): void;
-}
-
 export interface WorkloadApiClientOptions {
   /** `unix:///path` or `tcp://ip:port`; default SPIFFE_ENDPOINT_SOCKET. */
   address?: string;
@@ -73,17 +67,6 @@ export interface Watcher<T> {
 export interface Watch {
   cancel(): void;
 }
-
-const stderrLogger: Logger = {
-  debug() {},
-  info() {},
-  warn(obj, msg) {
-    console.error(`[spiffe] warn: ${msg ?? ""} ${JSON.stringify(obj)}`);
-  },
-  error(obj, msg) {
-    console.error(`[spiffe] error: ${msg ?? ""} ${JSON.stringify(obj)}`);
-  },
-};
 
 /** The status name for a gRPC code, e.g. 7 -> "PERMISSION_DENIED". */
 function statusName(code: number): string {
@@ -199,7 +182,7 @@ class ReconnectingWatch<T> implements Watch {
     try {
       return this.parse(message);
     } catch (error) {
-      const reason = error instanceof Error ? error.message : String(error);
+      const reason = messageOf(error);
       this.owner.logger.warn(
         { address: this.owner.address, method: this.method, reason },
         "discarding a malformed Workload API response; the stream stays open",
@@ -242,7 +225,7 @@ class ReconnectingWatch<T> implements Watch {
       callback();
     } catch (error) {
       this.owner.logger.error(
-        { method: this.method, reason: error instanceof Error ? error.message : String(error) },
+        { method: this.method, reason: messageOf(error) },
         "a Workload API watcher threw",
       );
     }
@@ -389,7 +372,7 @@ export class WorkloadApiClient {
           call.cancel();
           resolve(value);
         } catch (error) {
-          const reason = error instanceof Error ? error.message : String(error);
+          const reason = messageOf(error);
           this.logger.warn(
             { address: this.address, method, reason },
             "discarding a malformed Workload API response",

@@ -1,8 +1,9 @@
 import { EventEmitter } from "node:events";
-import { type X509Bundle, X509BundleSet, type X509BundleSource } from "../bundle.js";
-import { SpiffeError } from "../errors.js";
-import type { TrustDomain } from "../spiffeid.js";
-import type { X509Svid, X509SvidSource } from "../x509svid.js";
+import { type X509Bundle, X509BundleSet, type X509BundleSource } from "../bundle/x509bundle.js";
+import { SpiffeError } from "../errors/spiffe-error.js";
+import type { TrustDomain } from "../spiffeid/spiffeid.js";
+import type { X509SvidSource } from "../x509svid/source.js";
+import type { X509Svid } from "../x509svid/svid.js";
 import {
   type Watch,
   WorkloadApiClient,
@@ -62,16 +63,6 @@ interface Waiter {
   resolve(): void;
   reject(error: Error): void;
   timer: NodeJS.Timeout | undefined;
-}
-
-/** Same certificate chain (which includes the ID); a re-sent SVID is not a change. */
-function sameSvid(a: X509Svid | undefined, b: X509Svid | undefined): boolean {
-  if (a === undefined || b === undefined) return a === b;
-  const theirs = b.certificates;
-  return (
-    a.certificates.length === theirs.length &&
-    a.certificates.every((certificate, i) => theirs[i]?.raw.equals(certificate.raw) === true)
-  );
 }
 
 /** The source's own setting, checked like the backoff settings: clear words on what is wrong. */
@@ -169,7 +160,8 @@ export class X509Source
     this.watchExpiry();
     const served = this.getX509Svid();
     // Both are installed before any event, so every listener sees the whole new state.
-    if (!sameSvid(previousSvid, served)) this.emit("svidChanged", served);
+    if (previousSvid === undefined ? served !== undefined : !previousSvid.equals(served))
+      this.emit("svidChanged", served);
     if (!previousBundles.equals(bundles)) this.emit("bundlesChanged", bundles, previousBundles);
     this.emit("update");
   }

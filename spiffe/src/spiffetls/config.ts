@@ -1,0 +1,52 @@
+import type { X509Certificate } from "node:crypto";
+import type { TLSSocket } from "node:tls";
+import type { X509BundleSource } from "../bundle/x509bundle.js";
+import type { SpiffeId } from "../spiffeid/spiffeid.js";
+import type { X509SvidSource } from "../x509svid/source.js";
+import type { Authorizer } from "./authorize.js";
+
+/** What both sides of SPIFFE mTLS need: our SVID, the peers' bundles, and who may connect. */
+export interface MtlsConfig {
+  svidSource: X509SvidSource;
+  bundleSource: X509BundleSource;
+  authorizer: Authorizer;
+}
+
+export interface MtlsServerConfig extends MtlsConfig {
+  /**
+   * Called for each connection refused, after it has been dropped: the peer failed
+   * verification (VerificationError, or MtlsError "no-peer-certificate") or authorization
+   * (AuthorizationError), or we had no SVID to present (MtlsError "no-svid").
+   */
+  onPeerRejected?: (error: Error, remoteAddress: string | undefined) => void;
+  /** Called for each peer accepted. */
+  onPeerAccepted?: (peerId: SpiffeId, socket: TLSSocket) => void;
+}
+
+/**
+ * Says when trust changed, so that connections authenticated under the old bundles can
+ * be dropped. An X509Source is one: it emits "bundlesChanged".
+ */
+export interface TrustChangeSource {
+  on(event: "bundlesChanged", listener: () => void): unknown;
+  off(event: "bundlesChanged", listener: () => void): unknown;
+}
+
+export interface MtlsHttpsServerConfig extends MtlsServerConfig {
+  /**
+   * When it reports a change of trust, kept-alive connections that are idle are closed,
+   * so each client connects again and is verified under the new bundles. (A request in
+   * progress finishes first; its connection is closed once idle at the next change.)
+   */
+  trustChanges?: TrustChangeSource;
+}
+
+export interface MtlsClientConfig extends MtlsConfig {
+  /**
+   * Called with the server's ID each time a new connection authenticates it, and the
+   * chain it presented (leaf first), e.g. to tell which authority issued it.
+   */
+  onPeerVerified?: (peerId: SpiffeId, chain: readonly X509Certificate[]) => void;
+  /** Time allowed for TCP connect + handshake + authentication (default 10 000 ms). */
+  connectTimeoutMs?: number;
+}

@@ -1,0 +1,4 @@
+export * from "./address.js";
+export * from "./agent-problem.js";
+export * from "./client.js";
+export * from "./x509source.js";
