@@ -201,7 +201,7 @@ describe("verifyX509Svid with a CA whose subject is empty", () => {
       new X509Bundle(TrustDomain.parse("example.org"), [rootCert]),
     ]);
     const chain = [new X509Certificate(Buffer.from(leaf.rawData))];
-    assert.equal(verifyX509Svid(chain, bundles).toString(), "spiffe://example.org/a");
+    assert.equal(verifyX509Svid(chain, bundles).id.toString(), "spiffe://example.org/a");
     // Refused, the root is named by its (empty) subject in quotes.
     assert.throws(
       () => verifyX509Svid(chain, bundles, new Date(now + 90 * 60_000)),

@@ -23,9 +23,12 @@ before(() => {
   quotesElsewhere = parseSpiffeId("spiffe://broker.org/quotes-service");
 });
 
+/** These authorizers decide by ID alone; the verified path is not theirs to read. */
+const NO_CHAIN = [] as const;
+
 function assertRefused(authorizer: Authorizer, peer: SpiffeId, message: string): void {
   assert.throws(
-    () => authorizer(peer),
+    () => authorizer(peer, NO_CHAIN),
     (error: unknown) => {
       assert.ok(error instanceof AuthorizationError, `expected AuthorizationError, got ${error}`);
       assert.equal(error.code, "unauthorized");
@@ -39,12 +42,13 @@ function assertRefused(authorizer: Authorizer, peer: SpiffeId, message: string):
 
 describe("authorizers", () => {
   it("authorizeAny accepts every peer", () => {
-    for (const peer of [webapp, admin, quotes]) assert.equal(authorizeAny()(peer), undefined);
+    for (const peer of [webapp, admin, quotes])
+      assert.equal(authorizeAny()(peer, NO_CHAIN), undefined);
   });
 
   it("authorizeID accepts exactly that ID (compared by value)", () => {
     const authorizer = authorizeID(webapp);
-    authorizer(parseSpiffeId("spiffe://broker.org/webapp"));
+    authorizer(parseSpiffeId("spiffe://broker.org/webapp"), NO_CHAIN);
     assertRefused(
       authorizer,
       admin,
@@ -60,8 +64,8 @@ describe("authorizers", () => {
 
   it("authorizeOneOf accepts any of its IDs and refuses the rest, naming them", () => {
     const authorizer = authorizeOneOf(webapp, quotes);
-    authorizer(parseSpiffeId("spiffe://broker.org/webapp"));
-    authorizer(parseSpiffeId("spiffe://stocksmarket.org/quotes-service"));
+    authorizer(parseSpiffeId("spiffe://broker.org/webapp"), NO_CHAIN);
+    authorizer(parseSpiffeId("spiffe://stocksmarket.org/quotes-service"), NO_CHAIN);
     assertRefused(
       authorizer,
       admin,
@@ -80,9 +84,9 @@ describe("authorizers", () => {
 
   it("authorizeMemberOf accepts any ID of that trust domain, and only those", () => {
     const authorizer = authorizeMemberOf(TrustDomain.parse("broker.org"));
-    authorizer(webapp);
-    authorizer(admin);
-    authorizer(parseSpiffeId("spiffe://broker.org"));
+    authorizer(webapp, NO_CHAIN);
+    authorizer(admin, NO_CHAIN);
+    authorizer(parseSpiffeId("spiffe://broker.org"), NO_CHAIN);
     assertRefused(
       authorizer,
       quotes,

@@ -3,10 +3,10 @@ import type { Duplex } from "node:stream";
 import { type ConnectionOptions, connect, type SecureContext, type TLSSocket } from "node:tls";
 import { Agent, type buildConnector } from "undici";
 import { asError } from "../internal/error-message.js";
-import type { SpiffeId } from "../spiffeid/spiffeid.js";
+import type { VerifiedX509Svid } from "../x509svid/verify.js";
 import type { MtlsClientConfig } from "./config.js";
 import { MtlsError } from "./errors.js";
-import { authenticatePeer, peerChainOf, recordPeerId } from "./peer.js";
+import { authenticatePeer, recordPeerId } from "./peer.js";
 import { clientContexts, currentSvid, type SvidTracker } from "./svid-context.js";
 
 const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
@@ -109,16 +109,16 @@ export function openMtlsSocket(
     );
   });
   socket.once("secureConnect", () => {
-    let peerId: SpiffeId;
+    let verified: VerifiedX509Svid;
     try {
-      peerId = authenticatePeer(socket, config.bundleSource, config.authorizer);
+      verified = authenticatePeer(socket, config.bundleSource, config.authorizer);
     } catch (thrown) {
       socket.destroy();
       finish(asError(thrown), null);
       return;
     }
-    recordPeerId(socket, peerId);
-    config.onPeerVerified?.(peerId, peerChainOf(socket));
+    recordPeerId(socket, verified.id);
+    config.onPeerVerified?.(verified.id, verified.chain);
     if (!target.keepErrorListener) socket.off("error", onError);
     finish(null, socket);
   });

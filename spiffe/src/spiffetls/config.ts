@@ -43,8 +43,9 @@ export interface MtlsHttpsServerConfig extends MtlsServerConfig {
 
 export interface MtlsClientConfig extends MtlsConfig {
   /**
-   * Called with the server's ID each time a new connection authenticates it, and the
-   * chain it presented (leaf first), e.g. to tell which authority issued it.
+   * Called each time a new connection authenticates the server, with its ID and the
+   * verified path (leaf first, ending with the bundle certificate that vouched for it),
+   * e.g. to tell which authority of its trust domain issued it.
    */
   onPeerVerified?: (peerId: SpiffeId, chain: readonly X509Certificate[]) => void;
   /** Time allowed for TCP connect + handshake + authentication (default 10 000 ms). */

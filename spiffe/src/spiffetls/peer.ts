@@ -3,7 +3,7 @@ import { IncomingMessage } from "node:http";
 import type { DetailedPeerCertificate, TLSSocket } from "node:tls";
 import type { X509BundleSource } from "../bundle/x509bundle.js";
 import type { SpiffeId } from "../spiffeid/spiffeid.js";
-import { verifyX509Svid } from "../x509svid/verify.js";
+import { type VerifiedX509Svid, verifyX509Svid } from "../x509svid/verify.js";
 import type { Authorizer } from "./authorize.js";
 import { MtlsError } from "./errors.js";
 
@@ -17,7 +17,7 @@ const MAX_CHAIN_LENGTH = 16;
  * self-signed certificate that points at itself. On a resumed session only the leaf is
  * known.
  */
-export function peerChainOf(socket: TLSSocket): X509Certificate[] {
+function peerChainOf(socket: TLSSocket): X509Certificate[] {
   const chain: X509Certificate[] = [];
   const seen = new Set<DetailedPeerCertificate>();
   let current: DetailedPeerCertificate | undefined = socket.getPeerCertificate(true);
@@ -32,13 +32,14 @@ export function peerChainOf(socket: TLSSocket): X509Certificate[] {
 /**
  * Authenticates the peer of an established TLS connection: its chain must be an X.509-SVID
  * that verifies against its own trust domain's bundle, and the authorizer must accept its
- * ID. Returns the ID, or throws (VerificationError, AuthorizationError or MtlsError).
+ * ID and verified path. Returns both, or throws (VerificationError, AuthorizationError or
+ * MtlsError).
  */
 export function authenticatePeer(
   socket: TLSSocket,
   bundleSource: X509BundleSource,
   authorizer: Authorizer,
-): SpiffeId {
+): VerifiedX509Svid {
   const chain = peerChainOf(socket);
   if (chain.length === 0) {
     throw new MtlsError(
@@ -46,9 +47,9 @@ export function authenticatePeer(
       "the peer presented no certificate; SPIFFE mTLS requires an X.509-SVID on both sides",
     );
   }
-  const peerId = verifyX509Svid(chain, bundleSource);
-  authorizer(peerId);
-  return peerId;
+  const verified = verifyX509Svid(chain, bundleSource);
+  authorizer(verified.id, verified.chain);
+  return verified;
 }
 
 /** Authenticated peer IDs, by connection; a WeakMap so closed sockets are not kept. */

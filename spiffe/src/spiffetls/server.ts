@@ -84,7 +84,7 @@ function guardServer(server: TlsServer, config: MtlsServerConfig): void {
   gate(server, "secureConnection", (socket: TLSSocket) => {
     let peerId: SpiffeId;
     try {
-      peerId = authenticatePeer(socket, config.bundleSource, config.authorizer);
+      peerId = authenticatePeer(socket, config.bundleSource, config.authorizer).id;
     } catch (thrown) {
       const remoteAddress = socket.remoteAddress;
       drop(socket);

@@ -314,6 +314,42 @@ describe("SPIFFE mTLS between broker.org and stocksmarket.org", () => {
     expectVerificationError(log.rejected[0], "untrusted");
   });
 
+  test("authorizers on both sides get the peer's ID and its verified path", async (t) => {
+    const brokerIntermediate = await brokerCa.createIntermediate();
+    const clientSvid = await brokerIntermediate.issue(WEBAPP);
+    const fingerprints = (chain: readonly { fingerprint256: string }[]) =>
+      chain.map((certificate) => certificate.fingerprint256);
+    const seenByServer: string[][] = [];
+    const seenByClient: string[][] = [];
+    const verifiedByClient: string[][] = [];
+    const { url } = await startHttpsServer(t, {
+      authorizer: (peerId, chain) => {
+        assert.equal(String(peerId), WEBAPP);
+        seenByServer.push(fingerprints(chain));
+      },
+    });
+    const agent = agentFor(
+      t,
+      clientConfig({
+        svidSource: new MutableSvidSource(clientSvid.svid()),
+        authorizer: (peerId, chain) => {
+          assert.equal(String(peerId), QUOTES);
+          seenByClient.push(fingerprints(chain));
+        },
+        onPeerVerified: (_, chain) => verifiedByClient.push(fingerprints(chain)),
+      }),
+    );
+    assert.equal((await getJson(url, agent)).peer, WEBAPP);
+
+    // Leaf, the intermediate it was sent with, and the bundle certificate at the top.
+    assert.deepEqual(seenByServer, [
+      fingerprints([...clientSvid.certificates, brokerCa.certificate]),
+    ]);
+    const serverPath = fingerprints([...quotes.certificates, stocksCa.certificate]);
+    assert.deepEqual(seenByClient, [serverPath]);
+    assert.deepEqual(verifiedByClient, [serverPath]);
+  });
+
   test("EC and RSA SVIDs both work", async (t) => {
     const rsaStocks = await TestCa.create("stocksmarket.org", "rsa-2048");
     const rsaBroker = await TestCa.create("broker.org", "rsa-2048");

@@ -39,6 +39,18 @@ export class VerificationError extends SpiffeError {
   }
 }
 
+/** What verifyX509Svid proved about a peer's chain. */
+export interface VerifiedX509Svid {
+  /** The peer's SPIFFE ID, from the leaf's URI SAN. */
+  readonly id: SpiffeId;
+  /**
+   * The path that verified, leaf first, then the intermediates it went through (only
+   * those), ending with the certificate of the bundle that vouches for it. The last one
+   * tells which of the trust domain's authorities issued the chain.
+   */
+  readonly chain: readonly X509Certificate[];
+}
+
 /** Longest chain a peer may send (leaf plus intermediates); SPIRE sends one or two. */
 const MAX_PEER_CHAIN = 10;
 /** Bound on issuer candidates tried, so crafted chains cannot make path building blow up. */
@@ -47,7 +59,8 @@ const MAX_ISSUER_CHECKS = 200;
 /**
  * Authenticates a peer's X.509-SVID chain (leaf first, then any intermediates the peer
  * sent) against the bundle of the trust domain named in the leaf's SPIFFE ID, and only
- * that bundle. Returns the peer's SPIFFE ID or throws a VerificationError naming the rule.
+ * that bundle. Returns the peer's SPIFFE ID and the path that verified it, or throws a
+ * VerificationError naming the rule.
  * Besides the X.509-SVID rules it applies RFC 5280 path validation as Go's crypto/x509
  * does for go-spiffe: signatures, validity, cA and pathLenConstraint of every issuer, no
  * critical extension the library does not process on any certificate of the path, and
@@ -57,7 +70,7 @@ export function verifyX509Svid(
   chain: readonly X509Certificate[],
   bundles: X509BundleSource,
   now: Date = new Date(),
-): SpiffeId {
+): VerifiedX509Svid {
   const leaf = chain[0];
   if (!leaf) throw new VerificationError("empty-chain", "the peer sent no certificate");
   if (chain.length > MAX_PEER_CHAIN) {
@@ -141,7 +154,7 @@ export function verifyX509Svid(
       )
     );
   }
-  return id;
+  return { id, chain: search.path };
 }
 
 function readDetails(certificate: X509Certificate, what: string): CertificateDetails {
@@ -215,7 +228,10 @@ function checkValidity(
 interface PathSearch {
   readonly roots: readonly X509Certificate[];
   readonly intermediates: readonly X509Certificate[];
-  /** The path built so far, leaf first: the certificates below the issuer being tried. */
+  /**
+   * The path built so far, leaf first: the certificates below the issuer being tried;
+   * once a bundle certificate accepts it, that certificate ends it.
+   */
   readonly path: X509Certificate[];
   readonly now: Date;
   checksLeft: number;
@@ -337,7 +353,10 @@ function chainsToBundle(
   for (const root of search.roots) {
     if (!issued(subject, root, search)) continue;
     const problem = issuerProblem(root, below, "bundle certificate", search);
-    if (!problem) return true;
+    if (!problem) {
+      search.path.push(root);
+      return true;
+    }
     search.nearMiss ??= problem;
   }
   for (const candidate of search.intermediates) {

@@ -64,16 +64,16 @@ for (const algorithm of ["ec-p256", "rsa-2048"] as KeyAlgorithm[]) {
 
     it("accepts a valid leaf signed by the trust domain's root", async () => {
       const { certificates } = await brokerCa.issue(WEBAPP);
-      assert.equal(verifyX509Svid(certificates, bundles).toString(), WEBAPP);
+      assert.equal(verifyX509Svid(certificates, bundles).id.toString(), WEBAPP);
       const quotes = await stocksCa.issue(QUOTES);
-      assert.equal(verifyX509Svid(quotes.certificates, bundles).toString(), QUOTES);
+      assert.equal(verifyX509Svid(quotes.certificates, bundles).id.toString(), QUOTES);
     });
 
     it("accepts a leaf plus the intermediate it was issued by", async () => {
       const intermediate = await brokerCa.createIntermediate();
       const { certificates } = await intermediate.issue(WEBAPP);
       assert.equal(certificates.length, 2);
-      assert.equal(verifyX509Svid(certificates, bundles).toString(), WEBAPP);
+      assert.equal(verifyX509Svid(certificates, bundles).id.toString(), WEBAPP);
     });
 
     it("accepts two intermediates sent in any order", async () => {
@@ -82,7 +82,13 @@ for (const algorithm of ["ec-p256", "rsa-2048"] as KeyAlgorithm[]) {
       assert.equal(certificates.length, 3);
       const [leaf, first, second] = certificates;
       assert.ok(leaf && first && second);
-      assert.equal(verifyX509Svid([leaf, second, first], bundles).toString(), WEBAPP);
+      const verified = verifyX509Svid([leaf, second, first], bundles);
+      assert.equal(verified.id.toString(), WEBAPP);
+      // The verified path is in issuing order, whatever order the peer sent.
+      assert.deepEqual(
+        verified.chain.map((c) => c.fingerprint256),
+        [leaf, first, second, brokerCa.certificate].map((c) => c.fingerprint256),
+      );
     });
 
     it("rejects a chain missing the intermediate", async () => {
@@ -94,12 +100,16 @@ for (const algorithm of ["ec-p256", "rsa-2048"] as KeyAlgorithm[]) {
     it("accepts a peer that also sends the root", async () => {
       const { certificates } = await brokerCa.issue(WEBAPP);
       const withRoot = [...certificates, brokerCa.certificate];
-      assert.equal(verifyX509Svid(withRoot, bundles).toString(), WEBAPP);
+      const verified = verifyX509Svid(withRoot, bundles);
+      assert.equal(verified.id.toString(), WEBAPP);
+      // The root ends the path once, as the bundle's certificate.
+      assert.equal(verified.chain.length, 2);
+      assert.equal(verified.chain[1], brokerCa.bundle().certificates[0]);
     });
 
     it("accepts an extra DNS SAN", async () => {
       const { certificates } = await brokerCa.issue(WEBAPP, { dnsNames: ["broker-webapp"] });
-      assert.equal(verifyX509Svid(certificates, bundles).toString(), WEBAPP);
+      assert.equal(verifyX509Svid(certificates, bundles).id.toString(), WEBAPP);
     });
 
     it("rejects an expired leaf", async () => {
@@ -152,7 +162,7 @@ for (const algorithm of ["ec-p256", "rsa-2048"] as KeyAlgorithm[]) {
       assertRule(() => verifyX509Svid(certificates, bundles), "untrusted", "allows 0 intermediate");
       // Directly below the constrained intermediate is fine.
       const direct = await upper.issue(WEBAPP);
-      assert.equal(verifyX509Svid(direct.certificates, bundles).toString(), WEBAPP);
+      assert.equal(verifyX509Svid(direct.certificates, bundles).id.toString(), WEBAPP);
     });
 
     it("rejects a chain to a bundle root that has expired", async () => {
@@ -162,7 +172,7 @@ for (const algorithm of ["ec-p256", "rsa-2048"] as KeyAlgorithm[]) {
       });
       const { certificates } = await oldRoot.issue(WEBAPP);
       const held = new X509BundleSet([oldRoot.bundle()]);
-      assert.equal(verifyX509Svid(certificates, held).toString(), WEBAPP);
+      assert.equal(verifyX509Svid(certificates, held).id.toString(), WEBAPP);
       const later = new Date(Date.now() + (3 * HOUR_MS) / 4);
       assertRule(() => verifyX509Svid(certificates, held, later), "expired", "bundle certificate");
     });
@@ -177,8 +187,15 @@ for (const algorithm of ["ec-p256", "rsa-2048"] as KeyAlgorithm[]) {
       ]);
       const fromOld = await brokerCa.issue(WEBAPP);
       const fromNew = await next.issue(WEBAPP);
-      assert.equal(verifyX509Svid(fromOld.certificates, rotated).toString(), WEBAPP);
-      assert.equal(verifyX509Svid(fromNew.certificates, rotated).toString(), WEBAPP);
+      const [oldRoot, newRoot] =
+        rotated.getX509BundleForTrustDomain(next.bundle().trustDomain)?.certificates ?? [];
+      const viaOld = verifyX509Svid(fromOld.certificates, rotated);
+      const viaNew = verifyX509Svid(fromNew.certificates, rotated);
+      assert.equal(viaOld.id.toString(), WEBAPP);
+      assert.equal(viaNew.id.toString(), WEBAPP);
+      // The path ends with the authority that issued it, so callers can tell them apart.
+      assert.deepEqual(viaOld.chain, [fromOld.certificates[0], oldRoot]);
+      assert.deepEqual(viaNew.chain, [fromNew.certificates[0], newRoot]);
     });
 
     it("rejects an overlong chain", async () => {
@@ -228,7 +245,7 @@ for (const algorithm of ["ec-p256", "rsa-2048"] as KeyAlgorithm[]) {
       // The same leaf under an honestly signed intermediate is fine.
       const honest = await brokerCa.createIntermediate();
       const accepted = await honest.issue(WEBAPP);
-      assert.equal(verifyX509Svid(accepted.certificates, bundles).toString(), WEBAPP);
+      assert.equal(verifyX509Svid(accepted.certificates, bundles).id.toString(), WEBAPP);
     });
 
     it("rejects a leaf that is a CA", async () => {
@@ -341,7 +358,7 @@ for (const algorithm of ["ec-p256", "rsa-2048"] as KeyAlgorithm[]) {
       const { certificates } = await brokerCa.issue(WEBAPP);
       const confused = { getX509BundleForTrustDomain: () => brokerCa.bundle() };
       const relabelled = { getX509BundleForTrustDomain: () => stocksCa.bundle() };
-      assert.equal(verifyX509Svid(certificates, confused).toString(), WEBAPP);
+      assert.equal(verifyX509Svid(certificates, confused).id.toString(), WEBAPP);
       assertRule(() => verifyX509Svid(certificates, relabelled), "no-bundle", "returned");
     });
 
@@ -357,7 +374,7 @@ describe("verifyX509Svid across key algorithms", () => {
     const intermediate = await root.createIntermediate({ keyAlgorithm: "rsa-2048" });
     const { certificates } = await intermediate.issue(WEBAPP, { keyAlgorithm: "ec-p256" });
     const bundles = new X509BundleSet([root.bundle()]);
-    assert.equal(verifyX509Svid(certificates, bundles).toString(), WEBAPP);
+    assert.equal(verifyX509Svid(certificates, bundles).id.toString(), WEBAPP);
   });
 });
 
@@ -369,7 +386,7 @@ describe("verifyX509Svid chain length", () => {
     const { certificates } = await ca.issue(WEBAPP);
     assert.equal(certificates.length, 10);
     const bundles = new X509BundleSet([root.bundle()]);
-    assert.equal(verifyX509Svid(certificates, bundles).toString(), WEBAPP);
+    assert.equal(verifyX509Svid(certificates, bundles).id.toString(), WEBAPP);
     const withRoot = [...certificates, root.certificate];
     assertRule(
       () => verifyX509Svid(withRoot, bundles),
@@ -410,7 +427,10 @@ describe("verifyX509Svid path search", () => {
     );
     assert.equal(checks, 200, "the bound on issuer checks");
     // Control: the same chain verifies against its own CA.
-    assert.equal(verifyX509Svid(chain, new X509BundleSet([renewed.bundle()])).toString(), WEBAPP);
+    assert.equal(
+      verifyX509Svid(chain, new X509BundleSet([renewed.bundle()])).id.toString(),
+      WEBAPP,
+    );
   });
 });
 
@@ -429,6 +449,27 @@ describe("X509Svid", () => {
     assert.equal(svid.certificates.length, 2);
     assert.equal(svid.leaf.fingerprint256, issued.certificates[0]?.fingerprint256);
     assert.equal(svid.expiresAt.getTime(), new Date(svid.leaf.validTo).getTime());
+  });
+
+  it("equals the same SVID re-sent, and no other", async () => {
+    const issued = await brokerCa.issue(WEBAPP);
+    const svid = issued.svid();
+    assert.ok(svid.equals(svid));
+    assert.ok(svid.equals(issued.svid()), "a new object with the same chain and key");
+    assert.ok(!svid.equals(undefined));
+    const rotated = (await brokerCa.issue(WEBAPP)).svid();
+    assert.ok(!svid.equals(rotated), "same ID, new certificate");
+    const intermediate = await brokerCa.createIntermediate();
+    const longer = (await intermediate.issue(WEBAPP)).svid();
+    assert.ok(!svid.equals(longer) && !longer.equals(svid), "chains of other lengths");
+    const sameLeafOtherKey = new X509Svid(svid.id, svid.certificates, rotated.privateKey);
+    assert.ok(!svid.equals(sameLeafOtherKey), "the same chain with another key");
+    const sameLengthOtherTail = new X509Svid(
+      longer.id,
+      [longer.certificates[0] as X509Certificate, svid.leaf],
+      longer.privateKey,
+    );
+    assert.ok(!longer.equals(sameLengthOtherTail), "the same leaf, another intermediate");
   });
 
   it("gives PEM that Node's TLS accepts and that parses back", async () => {
@@ -596,8 +637,8 @@ describe("verifyX509Svid messages and edges", () => {
     const notBefore = new Date(Math.floor(Date.now() / 1000) * 1000 - 60_000);
     const notAfter = new Date(notBefore.getTime() + HOUR_MS);
     const { certificates } = await brokerCa.issue(WEBAPP, { notBefore, notAfter });
-    assert.equal(verifyX509Svid(certificates, bundles, notBefore).toString(), WEBAPP);
-    assert.equal(verifyX509Svid(certificates, bundles, notAfter).toString(), WEBAPP);
+    assert.equal(verifyX509Svid(certificates, bundles, notBefore).id.toString(), WEBAPP);
+    assert.equal(verifyX509Svid(certificates, bundles, notAfter).id.toString(), WEBAPP);
     assertRule(
       () => verifyX509Svid(certificates, bundles, new Date(notBefore.getTime() - 1)),
       "not-yet-valid",
@@ -804,7 +845,7 @@ describe("verifyX509Svid: critical extensions and name constraints, word for wor
         uris: ["spiffe://stocksmarket.org"],
       });
       const { certificates } = await renewed.issue(WEBAPP);
-      assert.equal(verifyX509Svid(certificates, constrainedBundles).toString(), WEBAPP);
+      assert.equal(verifyX509Svid(certificates, constrainedBundles).id.toString(), WEBAPP);
     });
 
     it("does not exempt the same intermediate under another name", async () => {
