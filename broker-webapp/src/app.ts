@@ -33,6 +33,7 @@ export type UpstreamResult =
   | { ok: false; at: Date; reason: string }
   | undefined;
 
+/** What the webapp is built from. */
 export interface WebappDeps {
   source: IdentitySource;
   client: QuotesFetcher;

@@ -32,6 +32,7 @@ export interface X509Context {
   bundles: X509BundleSet;
 }
 
+/** How long to wait between attempts: doubling with jitter from `initialMs` up to `maxMs`. */
 export interface BackoffOptions {
   /** First delay, ms (default 500). */
   initialMs?: number;
@@ -39,15 +40,19 @@ export interface BackoffOptions {
   maxMs?: number;
 }
 
+/** Where the agent is, how to retry it, and where to log. */
 export interface WorkloadApiClientOptions {
   /** `unix:///path` or `tcp://ip:port`, as text or parsed; default SPIFFE_ENDPOINT_SOCKET. */
   address?: string | WorkloadApiAddress;
+  /** Retry delays (default 500 ms doubling up to 5 s). */
   backoff?: BackoffOptions;
   /** Default: warnings and errors to stderr, nothing else. */
   logger?: Logger;
 }
 
+/** Receives a watch's updates and failures. */
 export interface Watcher<T> {
+  /** Each parsed response. */
   onUpdate(value: T): void;
   /** Each failed attempt (before the retry), or the final error when it will not retry. */
   onError(error: WorkloadApiError, willRetry: boolean): void;
@@ -55,6 +60,7 @@ export interface Watcher<T> {
 
 /** A streaming watch that reconnects by itself until cancelled. */
 export interface Watch {
+  /** Ends the stream and its retries; no callback is made afterwards. */
   cancel(): void;
 }
 
@@ -321,10 +327,12 @@ export class WorkloadApiClient {
     return watch;
   }
 
+  /** Streams FetchX509SVID: every SVID update, reconnecting until cancelled. */
   watchX509Context(watcher: Watcher<X509Context>): Watch {
     return this.watch("FetchX509SVID", this.parseContext, watcher);
   }
 
+  /** Streams FetchX509Bundles: every bundle update, reconnecting until cancelled. */
   watchX509Bundles(watcher: Watcher<X509BundleSet>): Watch {
     return this.watch("FetchX509Bundles", this.parseBundles, watcher);
   }

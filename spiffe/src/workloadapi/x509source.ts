@@ -28,6 +28,7 @@ const MAX_PERMISSION_DENIED_GRACE_MS = 5_000;
 /** setTimeout's longest delay; a later expiry is reached in several steps. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
+/** An X509Source's settings: the client's, and how the source picks and keeps its SVID. */
 export interface X509SourceOptions extends WorkloadApiClientOptions {
   /** Picks the SVID to serve; default the first (the default identity). */
   pickSvid?: (svids: readonly X509Svid[]) => X509Svid;
@@ -40,6 +41,7 @@ export interface X509SourceOptions extends WorkloadApiClientOptions {
   permissionDeniedGraceMs?: number;
 }
 
+/** The events an X509Source emits, with their arguments. */
 export interface X509SourceEvents {
   /**
    * The served SVID changed: the first one arrived, it was rotated, or it was withdrawn
