@@ -1,5 +1,5 @@
 import type { X509Certificate } from "node:crypto";
-import type { X509Bundle, X509BundleSet } from "@federation-demo/spiffe";
+import type { TrustDomain, X509Bundle, X509BundleSet } from "@federation-demo/spiffe";
 
 /** One CA certificate (authority) of a trust domain's bundle, as the trust panel shows it. */
 export interface AuthorityView {
@@ -19,7 +19,7 @@ export interface BundleView {
 /** Which authority issued the certificate a peer presented. */
 export interface IssuerView {
   trustDomain: string;
-  /** undefined when no authority of the bundle held at verification time issued it. */
+  /** The bundle certificate that vouched for it; undefined only for an empty path. */
   authority: AuthorityView | undefined;
 }
 
@@ -32,6 +32,7 @@ export interface TrustView {
 
 const SHORT_FINGERPRINT_BYTES = 8;
 
+/** How the trust panel shows one CA certificate. */
 export function authorityView(certificate: X509Certificate): AuthorityView {
   return {
     fingerprint: certificate.fingerprint256.split(":").slice(0, SHORT_FINGERPRINT_BYTES).join(":"),
@@ -40,20 +41,15 @@ export function authorityView(certificate: X509Certificate): AuthorityView {
 }
 
 /**
- * The bundle authority that signed the top of a verified chain (leaf first). SPIRE signs
- * workload SVIDs with its CA directly, so the top is usually the leaf itself.
+ * Who issued a verified peer: the bundle certificate that ends its verified path (the
+ * library hands that path to the client, so nothing is matched against the bundle again).
  */
-export function issuingAuthority(
-  chain: readonly X509Certificate[],
-  bundle: X509Bundle | undefined,
-): X509Certificate | undefined {
-  const top = chain[chain.length - 1];
-  if (top === undefined || bundle === undefined) return undefined;
-  return bundle.certificates.find(
-    (authority) =>
-      authority.raw.equals(top.raw) ||
-      (top.checkIssued(authority) && top.verify(authority.publicKey)),
-  );
+export function issuerView(
+  trustDomain: TrustDomain,
+  verifiedChain: readonly X509Certificate[],
+): IssuerView {
+  const authority = verifiedChain.at(-1);
+  return { trustDomain: trustDomain.name, authority: authority && authorityView(authority) };
 }
 
 function sameCertificates(a: readonly X509Certificate[], b: readonly X509Certificate[]): boolean {

@@ -8,7 +8,7 @@ import {
 } from "@federation-demo/spiffe";
 import { Agent, type Dispatcher, request } from "undici";
 import { parseQuotes, type Quote } from "./quote.js";
-import { authorityView, type IssuerView, issuingAuthority } from "./trust.js";
+import { type IssuerView, issuerView } from "./trust.js";
 
 /**
  * How a connection fails when the server closed it under a request (reset, closed,
@@ -22,6 +22,7 @@ export class UpstreamError extends Error {
   override name = "UpstreamError";
 }
 
+/** Where the quotes are, who must serve them, and with which identity and trust. */
 export interface QuotesClientOptions {
   url: URL;
   /** The only SPIFFE ID the quotes service may present. */
@@ -74,12 +75,7 @@ export class QuotesClient {
       connectTimeoutMs: this.#timeoutMs,
       onPeerVerified: (peerId, chain) => {
         this.#verifiedPeer = peerId;
-        const bundle = options.bundleSource.getX509BundleForTrustDomain(peerId.trustDomain);
-        const authority = issuingAuthority(chain, bundle);
-        this.#peerIssuer = {
-          trustDomain: peerId.trustDomain.name,
-          authority: authority && authorityView(authority),
-        };
+        this.#peerIssuer = issuerView(peerId.trustDomain, chain);
         this.#handshakes += 1;
       },
     });

@@ -11,8 +11,14 @@ import { after, before, describe, test } from "node:test";
 import { status } from "@grpc/grpc-js";
 import { TestCa } from "../testing/ca.js";
 import { FakeWorkloadApi } from "../testing/fake-workload-api.js";
-import { asFakeSvid, assertEveryCallCarriedHeader, callsOf, OWN_ID, TD } from "./bed.js";
-import { HarnessProcess } from "./harness-process.js";
+import {
+  asFakeSvid,
+  assertEveryCallCarriedHeader,
+  callsOf,
+  OWN_ID,
+  TD,
+} from "../testing/support/conformance-bed.js";
+import { HarnessProcess } from "../testing/support/harness-process.js";
 
 let ca: TestCa;
 before(async () => {

@@ -17,8 +17,8 @@ import {
   probeX509Port,
   TD,
   waitFor,
-} from "./bed.js";
-import { HarnessProcess, type Readiness } from "./harness-process.js";
+} from "../testing/support/conformance-bed.js";
+import { HarnessProcess, type Readiness } from "../testing/support/harness-process.js";
 
 /** The demo's fixed ports: the harness must never take one of them. */
 const DEMO_PORTS = new Set([8080, 8090, 8091, 8181, 8182, 8443, 8444]);

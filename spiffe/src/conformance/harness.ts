@@ -32,6 +32,7 @@ import {
   VerificationError,
   X509Source,
 } from "../index.js";
+import { messageOf } from "../internal/error-message.js";
 
 export interface HarnessOptions {
   /**
@@ -126,10 +127,6 @@ function isRejection(error: unknown): error is SpiffeError {
   );
 }
 
-function errorMessage(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
-
 function packageVersion(): string {
   try {
     const text = readFileSync(new URL("../../package.json", import.meta.url), "utf8");
@@ -167,7 +164,7 @@ export async function openHarness(options: HarnessOptions = {}): Promise<Harness
     try {
       target = parseDialAddress((body as { address?: unknown } | null)?.address);
     } catch (error) {
-      return { httpStatus: 500, body: { status: "error", message: errorMessage(error) } };
+      return { httpStatus: 500, body: { status: "error", message: messageOf(error) } };
     }
     try {
       const socket = await connectMtls(
@@ -190,7 +187,7 @@ export async function openHarness(options: HarnessOptions = {}): Promise<Harness
         };
       }
       const code = error instanceof SpiffeError ? error.code : undefined;
-      return { httpStatus: 500, body: { status: "error", code, message: errorMessage(error) } };
+      return { httpStatus: 500, body: { status: "error", code, message: messageOf(error) } };
     }
   };
 
@@ -223,7 +220,7 @@ export async function openHarness(options: HarnessOptions = {}): Promise<Harness
     try {
       body = JSON.parse(await readBody(request));
     } catch (error) {
-      const message = `the request body is not JSON: ${errorMessage(error)}`;
+      const message = `the request body is not JSON: ${messageOf(error)}`;
       return { httpStatus: 500, body: { status: "error", message } };
     }
     return dial(body);
@@ -234,7 +231,7 @@ export async function openHarness(options: HarnessOptions = {}): Promise<Harness
       .catch(
         (error): ControlResponse => ({
           httpStatus: 500,
-          body: { status: "error", message: errorMessage(error) },
+          body: { status: "error", message: messageOf(error) },
         }),
       )
       .then(({ httpStatus, body }) => {
@@ -264,7 +261,7 @@ async function main(): Promise<void> {
       onPeerRejected: (error) => console.error(`x509 port refused a client: ${error.message}`),
     });
   } catch (error) {
-    console.error(`harness: cannot start: ${errorMessage(error)}`);
+    console.error(`harness: cannot start: ${messageOf(error)}`);
     process.exit(1);
   }
   let stopping = false;
@@ -282,7 +279,7 @@ async function main(): Promise<void> {
     await harness.ready();
   } catch (error) {
     // An answer the library will not retry (e.g. INVALID_ARGUMENT): no READY, ever.
-    console.error(`harness: no X.509-SVID: ${errorMessage(error)}`);
+    console.error(`harness: no X.509-SVID: ${messageOf(error)}`);
     await harness.close();
     process.exit(1);
   }

@@ -17,7 +17,7 @@ import {
   OWN_ID,
   TD,
   waitFor,
-} from "./bed.js";
+} from "../testing/support/conformance-bed.js";
 
 async function withBed(body: (bed: Bed) => Promise<void>): Promise<void> {
   const bed = await Bed.start();

@@ -10,7 +10,7 @@ import {
   FED_TD,
   PROBE_ID,
   ROLES,
-} from "./bed.js";
+} from "../testing/support/conformance-bed.js";
 
 let bed: Bed;
 before(async () => {

@@ -18,7 +18,7 @@ import {
   ROLES,
   TD,
   waitFor,
-} from "./bed.js";
+} from "../testing/support/conformance-bed.js";
 
 let bed: Bed;
 before(async () => {

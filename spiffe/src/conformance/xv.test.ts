@@ -6,7 +6,14 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { TestCa } from "../testing/ca.js";
-import { Bed, expectAccepted, expectRejected, PROBE_ID, ROLES, TD } from "./bed.js";
+import {
+  Bed,
+  expectAccepted,
+  expectRejected,
+  PROBE_ID,
+  ROLES,
+  TD,
+} from "../testing/support/conformance-bed.js";
 
 const HOUR_MS = 3_600_000;
 

@@ -1,4 +1,4 @@
-import { SpiffeError } from "../errors.js";
+import { SpiffeError } from "../errors/spiffe-error.js";
 
 /** Backoff settings that cannot work (negative, zero, or a cap below the first delay). */
 export class BackoffOptionsError extends SpiffeError {}

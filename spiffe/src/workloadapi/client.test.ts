@@ -1,10 +1,8 @@
 import assert from "node:assert/strict";
 import { afterEach, beforeEach, describe, test } from "node:test";
 import { Client, credentials, Metadata, status } from "@grpc/grpc-js";
-import type { X509BundleSet } from "../bundle.js";
+import type { X509BundleSet } from "../bundle/x509bundle.js";
 import { FakeWorkloadApi } from "../testing/fake-workload-api.js";
-import { WorkloadApiClient, WorkloadApiError, type X509Context } from "./client.js";
-import { workloadApiMethod } from "./proto.js";
 import {
   createFixtures,
   EXAMPLE,
@@ -14,7 +12,10 @@ import {
   RecordingWatcher,
   sleep,
   waitUntil,
-} from "./test-support.js";
+} from "../testing/support/workloadapi.js";
+import { WorkloadApiClient, type X509Context } from "./client.js";
+import { WorkloadApiError } from "./errors.js";
+import { workloadApiMethod } from "./proto.js";
 
 const { exampleCa, otherCa, workload, rotated, second } = await createFixtures();
 
@@ -385,7 +386,7 @@ describe("WorkloadApiClient one-shot fetches", () => {
     const tcpClient = new WorkloadApiClient({ address: tcpAgent.address, logger });
     try {
       assert.match(tcpAgent.address, /^tcp:\/\/127\.0\.0\.1:\d+$/);
-      assert.equal(tcpClient.address, tcpAgent.address);
+      assert.equal(String(tcpClient.address), tcpAgent.address);
       tcpAgent.setX509({ svids: [workload] });
       tcpAgent.setBundles({ "spiffe://other.org": otherCa.bundleDer() });
       assert.deepEqual(leafDer(await tcpClient.fetchX509Context()), workload.chainDer);

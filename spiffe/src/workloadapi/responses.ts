@@ -1,7 +1,8 @@
-import { X509Bundle, X509BundleSet } from "../bundle.js";
-import { SpiffeError } from "../errors.js";
-import { TrustDomain } from "../spiffeid.js";
-import { X509Svid } from "../x509svid.js";
+import { X509Bundle, X509BundleSet } from "../bundle/x509bundle.js";
+import { SpiffeError } from "../errors/spiffe-error.js";
+import { messageOf } from "../internal/error-message.js";
+import { TrustDomain } from "../spiffeid/spiffeid.js";
+import { X509Svid } from "../x509svid/svid.js";
 import type { RawX509BundlesResponse, RawX509Svid, RawX509SvidResponse } from "./proto.js";
 
 /** A Workload API response that cannot be used; the client discards it and keeps the stream. */
@@ -17,10 +18,6 @@ export interface ParsedX509Context {
 export type SkipReporter = (details: object, message: string) => void;
 
 const MANDATORY_SVID_FIELDS = ["spiffe_id", "x509_svid", "x509_svid_key", "bundle"] as const;
-
-function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
 
 function parseSvid(raw: RawX509Svid, index: number): X509Svid {
   const empty = MANDATORY_SVID_FIELDS.filter((name) => raw[name].length === 0);

@@ -3,11 +3,9 @@ import { spawn } from "node:child_process";
 import { afterEach, beforeEach, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { status } from "@grpc/grpc-js";
-import type { X509BundleSet } from "../bundle.js";
+import type { X509BundleSet } from "../bundle/x509bundle.js";
 import { TestCa } from "../testing/ca.js";
 import { type FakeSvid, FakeWorkloadApi } from "../testing/fake-workload-api.js";
-import type { X509Svid } from "../x509svid.js";
-import type { WorkloadApiError } from "./client.js";
 import {
   createFixtures,
   EXAMPLE,
@@ -16,7 +14,9 @@ import {
   RecordingLogger,
   sleep,
   waitUntil,
-} from "./test-support.js";
+} from "../testing/support/workloadapi.js";
+import type { X509Svid } from "../x509svid/index.js";
+import type { WorkloadApiError } from "./errors.js";
 import {
   X509Source,
   X509SourceError,
@@ -286,7 +286,7 @@ describe("X509Source", () => {
     const source = newSource(); // the fake keeps the stream open but sends nothing
     await assert.rejects(source.ready({ timeoutMs: 100 }), {
       code: "timeout",
-      message: new RegExp(`no usable answer from the agent at ${fake.address}`),
+      message: new RegExp(`no answer from the SPIRE Agent at ${fake.address} yet`),
     });
   });
 
@@ -507,7 +507,7 @@ describe("X509Source", () => {
   test("close() leaves nothing running: a process that used sources exits by itself", async () => {
     const extension = import.meta.url.endsWith(".ts") ? ".ts" : ".js";
     const fixture = fileURLToPath(
-      new URL(`./x509source-exit.fixture${extension}`, import.meta.url),
+      new URL(`../testing/support/x509source-exit.fixture${extension}`, import.meta.url),
     );
     // process.execArgv carries tsx's loader when these tests run from source.
     const child = spawn(process.execPath, [...process.execArgv, fixture], {

@@ -1,15 +1,18 @@
 import { EventEmitter } from "node:events";
-import { type X509Bundle, X509BundleSet, type X509BundleSource } from "../bundle.js";
-import { SpiffeError } from "../errors.js";
-import type { TrustDomain } from "../spiffeid.js";
-import type { X509Svid, X509SvidSource } from "../x509svid.js";
+import { type X509Bundle, X509BundleSet, type X509BundleSource } from "../bundle/x509bundle.js";
+import { SpiffeError } from "../errors/spiffe-error.js";
+import type { TrustDomain } from "../spiffeid/spiffeid.js";
+import type { X509SvidSource } from "../x509svid/source.js";
+import type { X509Svid } from "../x509svid/svid.js";
+import type { WorkloadApiAddress } from "./address.js";
+import { describeAgentProblem } from "./agent-problem.js";
 import {
   type Watch,
   WorkloadApiClient,
   type WorkloadApiClientOptions,
-  type WorkloadApiError,
   type X509Context,
 } from "./client.js";
+import type { WorkloadApiError } from "./errors.js";
 
 /**
  * Why an X509Source cannot serve: "timeout" (ready() waited too long), "failed" (the
@@ -25,6 +28,7 @@ const MAX_PERMISSION_DENIED_GRACE_MS = 5_000;
 /** setTimeout's longest delay; a later expiry is reached in several steps. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
+/** An X509Source's settings: the client's, and how the source picks and keeps its SVID. */
 export interface X509SourceOptions extends WorkloadApiClientOptions {
   /** Picks the SVID to serve; default the first (the default identity). */
   pickSvid?: (svids: readonly X509Svid[]) => X509Svid;
@@ -37,6 +41,7 @@ export interface X509SourceOptions extends WorkloadApiClientOptions {
   permissionDeniedGraceMs?: number;
 }
 
+/** The events an X509Source emits, with their arguments. */
 export interface X509SourceEvents {
   /**
    * The served SVID changed: the first one arrived, it was rotated, or it was withdrawn
@@ -64,16 +69,6 @@ interface Waiter {
   timer: NodeJS.Timeout | undefined;
 }
 
-/** Same certificate chain (which includes the ID); a re-sent SVID is not a change. */
-function sameSvid(a: X509Svid | undefined, b: X509Svid | undefined): boolean {
-  if (a === undefined || b === undefined) return a === b;
-  const theirs = b.certificates;
-  return (
-    a.certificates.length === theirs.length &&
-    a.certificates.every((certificate, i) => theirs[i]?.raw.equals(certificate.raw) === true)
-  );
-}
-
 /** The source's own setting, checked like the backoff settings: clear words on what is wrong. */
 function graceFrom(options: X509SourceOptions): number {
   const graceMs = options.permissionDeniedGraceMs ?? DEFAULT_PERMISSION_DENIED_GRACE_MS;
@@ -89,15 +84,6 @@ function graceFrom(options: X509SourceOptions): number {
 /** Whether `svid`'s leaf is past its notAfter at `nowMs` (notAfter itself is still valid). */
 function isExpired(svid: X509Svid, nowMs: number): boolean {
   return nowMs > svid.expiresAt.getTime();
-}
-
-/** What the agent's last answer means for someone waiting on an SVID. */
-function describeLastAnswer(error: WorkloadApiError | undefined, address: string): string {
-  if (error === undefined) return `no usable answer from the agent at ${address}`;
-  if (error.code === "PERMISSION_DENIED") {
-    return `the agent at ${address} answered PERMISSION_DENIED: no registration entry matches this workload yet (or the agent refused it)`;
-  }
-  return error.message;
 }
 
 /**
@@ -122,7 +108,7 @@ export class X509Source
   implements X509SvidSource, X509BundleSource
 {
   /** The Workload API address in use. */
-  readonly address: string;
+  readonly address: WorkloadApiAddress;
 
   private readonly client: WorkloadApiClient;
   private readonly pickSvid: (svids: readonly X509Svid[]) => X509Svid;
@@ -169,7 +155,8 @@ export class X509Source
     this.watchExpiry();
     const served = this.getX509Svid();
     // Both are installed before any event, so every listener sees the whole new state.
-    if (!sameSvid(previousSvid, served)) this.emit("svidChanged", served);
+    if (previousSvid === undefined ? served !== undefined : !previousSvid.equals(served))
+      this.emit("svidChanged", served);
     if (!previousBundles.equals(bundles)) this.emit("bundlesChanged", bundles, previousBundles);
     this.emit("update");
   }
@@ -261,7 +248,9 @@ export class X509Source
       const { timeoutMs } = options;
       if (timeoutMs !== undefined) {
         waiter.timer = setTimeout(() => {
-          const answer = describeLastAnswer(this.latestError, this.address);
+          // The client's error already says what the agent's answer means.
+          const answer =
+            this.latestError?.message ?? describeAgentProblem("no-answer-yet", this.address);
           this.settle(
             waiter,
             new X509SourceError(

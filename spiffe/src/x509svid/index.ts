@@ -1,0 +1,3 @@
+export * from "./source.js";
+export * from "./svid.js";
+export * from "./verify.js";
