@@ -5,7 +5,7 @@
 // (sampled until SETTLE_SECONDS after), its peak of open sockets and the loads served.
 import { readdirSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { rssMb, runToEnd } from "./processes.mjs";
+import { cpuSeconds, rssMb, runToEnd } from "./processes.mjs";
 
 const CLIENTS = fileURLToPath(new URL("./mtls-clients.mjs", import.meta.url));
 /** How long after the load the settled RSS is read, as issue 23 asks. */
@@ -13,6 +13,7 @@ const SETTLE_SECONDS = 30;
 /** Page loads the never-closing client runs at once, and the pooling client's connections. */
 const NEVER_CLOSING_LANES = 8;
 const POOLING_CONNECTIONS = 2;
+const POOLING_ALONE_SECONDS = 5;
 
 const fixed = (value, digits = 0) => value.toFixed(digits);
 
@@ -44,6 +45,11 @@ async function measure(target, port, seconds, files) {
     peakMb = Math.max(peakMb, rssMb(target.pid));
     peakFds = Math.max(peakFds, openFds(target.pid));
   };
+  // The pooling client alone first: its rate and the server's CPU per request, to compare
+  // with and without the limits.
+  const cpuBefore = cpuSeconds(target.pid);
+  const alone = await runClient("pooling", port, POOLING_ALONE_SECONDS, POOLING_CONNECTIONS, files);
+  alone.cpuUs = ((cpuSeconds(target.pid) - cpuBefore) * 1e6) / alone.loads;
   const timer = setInterval(sample, 100);
   const [neverClosing, pooling] = await Promise.all([
     runClient("never-closing", port, seconds, NEVER_CLOSING_LANES, files),
@@ -62,13 +68,18 @@ async function measure(target, port, seconds, files) {
     peakMb: Math.max(loadPeakMb, ...after),
     after,
     peakSockets: peakFds - idleFds,
+    alone,
     neverClosing,
     pooling,
   };
 }
 
 function report(name, run, seconds) {
-  const { neverClosing: nc, pooling } = run;
+  const { neverClosing: nc, pooling, alone } = run;
+  console.log(
+    `  ${name}: pooling client alone ${fixed(alone.loads / POOLING_ALONE_SECONDS)} requests/s, ` +
+      `${fixed(alone.cpuUs)} us of server CPU each, ${alone.failed} failed`,
+  );
   console.log(
     `  ${name}: RSS idle ${fixed(run.idleMb)} MB, peak ${fixed(run.peakMb)} MB, ` +
       `then ${run.after.map((mb) => fixed(mb)).join(" / ")} MB at 10 / 20 / 30 s; ` +

@@ -1,5 +1,6 @@
 export * from "./agent-advice.js";
 export * from "./command-line.js";
+export * from "./connection-limits.js";
 export * from "./express-server.js";
 export * from "./identity-log.js";
 export * from "./listen.js";

@@ -3,7 +3,9 @@
 import { createServer as createHttpServer, type Server as HttpServer } from "node:http";
 import type { Server as HttpsServer } from "node:https";
 import {
+  capConnections,
   closeServer,
+  connectionLimitOptions,
   createLogger,
   DEMO_WORKLOAD_API_BACKOFF,
   expressServerOptions,
@@ -32,6 +34,7 @@ async function run(options: QuotesServiceOptions, log: Logger): Promise<void> {
       socket: options.socket,
       authorizedId: options.authorizedId.toString(),
       healthPort: options.healthPort,
+      limits: options.limits,
     },
     "starting stock-quotes-service",
   );
@@ -92,6 +95,8 @@ async function run(options: QuotesServiceOptions, log: Logger): Promise<void> {
           );
         },
         onPeerAccepted: (peerId, socket) => {
+          // Copying the peer's certificate costs native memory: only when it is logged.
+          if (!log.isLevelEnabled("debug")) return;
           const peerSvid = socket.getPeerX509Certificate();
           log.debug(
             {
@@ -104,8 +109,11 @@ async function run(options: QuotesServiceOptions, log: Logger): Promise<void> {
         },
       },
       app,
-      expressServerOptions(app),
+      // Other organisations' clients reach this port: bound how long a connection may sit
+      // idle or half set up, and how many there may be (each one costs native memory).
+      { ...expressServerOptions(app), ...connectionLimitOptions(options.limits) },
     );
+    capConnections(server, options.limits, log, "--max-connections");
     // Registered after the server's own listener, so this is logged once they are closed.
     source.on("bundlesChanged", () => {
       log.info("trust bundles changed: closing idle connections so clients authenticate again");

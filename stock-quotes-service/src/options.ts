@@ -1,5 +1,7 @@
 import {
+  type ConnectionLimits,
   checkListenAndSocket,
+  connectionLimitFlags,
   hostOption,
   logLevelOption,
   parsePort,
@@ -20,6 +22,8 @@ export interface QuotesServiceOptions {
   logLevel: string;
   /** Plain-HTTP /healthz on 127.0.0.1; undefined = off. */
   healthPort: number | undefined;
+  /** Bounds on the mTLS port's connections: idle and handshake timeouts, how many at once. */
+  limits: ConnectionLimits;
 }
 
 /**
@@ -51,7 +55,9 @@ export function parseOptions(
         "also serve plain-HTTP GET /healthz on 127.0.0.1 at this port (off by default)",
       ).argParser(parsePort),
     )
-    .addOption(logLevelOption())
+    .addOption(logLevelOption());
+  for (const option of connectionLimitFlags("QUOTES")) program.addOption(option);
+  program
     .helpOption("-h, --help", "show this help")
     .allowExcessArguments(false)
     .exitOverride()
@@ -64,6 +70,9 @@ export function parseOptions(
     authorizedId: SpiffeId;
     healthPort?: number;
     logLevel: string;
+    idleTimeout: number;
+    handshakeTimeout: number;
+    maxConnections: number;
   }>();
   return {
     port: opts.port,
@@ -72,5 +81,10 @@ export function parseOptions(
     authorizedId: opts.authorizedId,
     logLevel: opts.logLevel,
     healthPort: opts.healthPort,
+    limits: {
+      idleTimeoutMs: opts.idleTimeout,
+      handshakeTimeoutMs: opts.handshakeTimeout,
+      maxConnections: opts.maxConnections,
+    },
   };
 }
