@@ -17,7 +17,7 @@ const QUOTES_ID = "spiffe://stocksmarket.org/quotes-service";
 /** How long after a phase the "settled" RSS is read. */
 const SETTLE_SECONDS = 10;
 /** The services' V8 flags, as scripts/start-services.sh and docker-compose.yml give them. */
-const SERVICE_NODE_ARGS = ["--max-semi-space-size=4"];
+const SERVICE_NODE_ARGS = ["--max-semi-space-size=4", "--heap-growing-percent=10"];
 /** The quotes service must stay lean through at least this many new handshakes. */
 const CHURN_HANDSHAKES = 20_000;
 
