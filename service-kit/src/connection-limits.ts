@@ -6,7 +6,7 @@ import type { Logger } from "pino";
 
 /**
  * How long a connection may stay open without doing anything useful, and how many may be
- * open at once. Each open mTLS connection holds about 60 KB of native memory (OpenSSL's
+ * open at once. Each open mTLS connection holds 50-80 KB, most of it native (OpenSSL's
  * state and Node's TLS and HTTP objects), and glibc keeps most of it after the connection
  * closes, so these bound the service's memory (see the quotes service's README).
  */
@@ -26,7 +26,7 @@ export const DEFAULT_CONNECTION_LIMITS: Readonly<ConnectionLimits> = {
   // A handshake takes a few round trips even across continents; Node's default is 120 s,
   // which lets a client that never finishes it hold a connection for two minutes.
   handshakeTimeoutMs: 10_000,
-  // About 25 MB of connections at most (the quotes service's README has the numbers), and
+  // 20-30 MB of connections at most (the quotes service's README has the numbers), and
   // far more than the webapp's pool of 8.
   maxConnections: 256,
 };
