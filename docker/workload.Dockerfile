@@ -49,4 +49,4 @@ ENV SERVICE=${SERVICE}
 USER ${SERVICE_USER}
 # docker-compose.yml gives the flags; this default names the entry point, with the young
 # generation size the launchers use (see the services' READMEs, "Memory and CPU under load").
-CMD ["sh", "-c", "exec node --max-semi-space-size=4 \"/app/$SERVICE/dist/main.js\""]
+CMD ["sh", "-c", "exec node --max-semi-space-size=4 --heap-growing-percent=10 \"/app/$SERVICE/dist/main.js\""]

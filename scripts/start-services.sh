@@ -81,7 +81,7 @@ start_service() {
   mapfile -d '' -t prefix < <(as_user_prefix "$user")
   # A young generation of 2 x 4 MB instead of V8's 2 x 16 MB: see "Memory" in the services' READMEs.
   start_bg "$name" "$DEMO_ROOT/$name/dist/main.js" "${prefix[@]}" \
-    "$NODE" --max-semi-space-size=4 "$DEMO_ROOT/$name/dist/main.js" --socket "unix://$(agent_socket "$td")" "$@"
+    "$NODE" --max-semi-space-size=4 --heap-growing-percent=10 "$DEMO_ROOT/$name/dist/main.js" --socket "unix://$(agent_socket "$td")" "$@"
 }
 
 say "Starting the workloads"

@@ -163,10 +163,16 @@ export function watch(pids) {
   };
 }
 
-/** Runs a command to its end; resolves with its stdout (rejects on a non-zero exit). */
-export function runToEnd(command, args) {
+/**
+ * Runs a command to its end, with `env` added to the environment; resolves with its stdout
+ * (rejects on a non-zero exit).
+ */
+export function runToEnd(command, args, env = {}) {
   return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(command, args, {
+      env: { ...process.env, ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     running.add(child);
     let stdout = "";
     let stderr = "";

@@ -8,6 +8,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { FakeWorkloadApi, TestCa } from "@federation-demo/spiffe/testing";
 import { sTime, wrk } from "./loadgen.mjs";
+import { neverClosingTargets, runNeverClosingPhase } from "./never-closing.mjs";
 import { requireCommand, rssMb, ServiceProcess, stopAll, watch } from "./processes.mjs";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
@@ -16,7 +17,7 @@ const QUOTES_ID = "spiffe://stocksmarket.org/quotes-service";
 /** How long after a phase the "settled" RSS is read. */
 const SETTLE_SECONDS = 10;
 /** The services' V8 flags, as scripts/start-services.sh and docker-compose.yml give them. */
-const SERVICE_NODE_ARGS = ["--max-semi-space-size=4"];
+const SERVICE_NODE_ARGS = ["--max-semi-space-size=4", "--heap-growing-percent=10"];
 /** The quotes service must stay lean through at least this many new handshakes. */
 const CHURN_HANDSHAKES = 20_000;
 
@@ -95,7 +96,8 @@ async function startFederation(dir) {
 
 const isListening = (line) => typeof line.port === "number" && /listening/.test(line.msg);
 
-async function startServices(federation) {
+/** The quotes service with the launchers' flags, once it listens. */
+async function startQuotesService(federation) {
   const quotes = new ServiceProcess("stock-quotes-service", [
     ...SERVICE_NODE_ARGS,
     join(ROOT, "stock-quotes-service/dist/main.js"),
@@ -106,7 +108,21 @@ async function startServices(federation) {
     "--socket",
     federation.stocksApi.address,
   ]);
-  const quotesPort = (await quotes.waitFor(isListening, "listening")).port;
+  return { process: quotes, port: (await quotes.waitFor(isListening, "listening")).port };
+}
+
+/** The plain Node https server with the quotes service's certificate, once it listens. */
+async function startPlainServer(files) {
+  const plain = new ServiceProcess(
+    "plain Node https server",
+    [...SERVICE_NODE_ARGS, join(ROOT, "scripts/bench/plain-mtls-server.mjs")],
+    { BENCH_CERT: files.quotesCert, BENCH_KEY: files.quotesKey, BENCH_CA: files.brokerBundle },
+  );
+  return { process: plain, port: (await plain.waitFor(isListening, "listening")).port };
+}
+
+async function startServices(federation) {
+  const { process: quotes, port: quotesPort } = await startQuotesService(federation);
   const webapp = new ServiceProcess("broker-webapp", [
     ...SERVICE_NODE_ARGS,
     join(ROOT, "broker-webapp/dist/main.js"),
@@ -383,39 +399,14 @@ function printTables({ webappRuns, handshakeRuns, memory, seconds, clients }) {
   }
 }
 
-/**
- * Runs it all and prints the tables. BENCH_SECONDS (default 5) sets the length of a run,
- * BENCH_REPEATS (default 3) the runs per measurement.
- */
-export async function runSystemBenchmark({
-  seconds = Number(process.env.BENCH_SECONDS ?? 5),
-  repeats = Number(process.env.BENCH_REPEATS ?? 3),
-  clients = 2,
-} = {}) {
-  requireCommand("wrk", "wrk");
-  requireCommand("openssl", "openssl");
-  console.log(
-    `\nSystem benchmark: ${availableParallelism()} cores (${cpus()[0]?.model ?? "unknown CPU"}), ` +
-      `Node ${process.version}; load average at the start ${load()}`,
-  );
-  const dir = await mkdtemp(join(tmpdir(), "spiffe-bench-"));
-  let federation;
+/** The load phases of issue 13: the webapp under wrk, the quotes service under s_time. */
+async function runLoadPhases(federation, { seconds, repeats, clients }) {
   const started = [];
   try {
-    federation = await startFederation(dir);
     const services = await startServices(federation);
     started.push(services.webapp, services.quotes);
-    const plain = new ServiceProcess(
-      "plain Node https server",
-      [...SERVICE_NODE_ARGS, join(ROOT, "scripts/bench/plain-mtls-server.mjs")],
-      {
-        BENCH_CERT: federation.files.quotesCert,
-        BENCH_KEY: federation.files.quotesKey,
-        BENCH_CA: federation.files.brokerBundle,
-      },
-    );
+    const { process: plain, port: plainPort } = await startPlainServer(federation.files);
     started.push(plain);
-    const plainPort = (await plain.waitFor(isListening, "listening")).port;
 
     const memory = {
       idle: {
@@ -446,9 +437,46 @@ export async function runSystemBenchmark({
     memory.afterChurn = { quotes: rssMb(services.quotes.pid), plain: rssMb(plain.pid) };
 
     printTables({ webappRuns, handshakeRuns, memory, seconds, clients });
-    console.log(`\nLoad average at the end: ${load()}`);
   } finally {
     await Promise.all(started.map((child) => child.stop()));
+  }
+}
+
+/**
+ * Runs the load phases, then the never-closing phase on fresh servers (`phases`: "all",
+ * or "never-closing" for that one alone), and prints the tables. BENCH_SECONDS (default 5)
+ * sets the length of a run, BENCH_REPEATS (default 3) the runs per measurement.
+ */
+export async function runSystemBenchmark({
+  phases = "all",
+  seconds = Number(process.env.BENCH_SECONDS ?? 5),
+  repeats = Number(process.env.BENCH_REPEATS ?? 3),
+  clients = 2,
+} = {}) {
+  if (phases === "all") {
+    requireCommand("wrk", "wrk");
+    requireCommand("openssl", "openssl");
+  }
+  console.log(
+    `\nSystem benchmark: ${availableParallelism()} cores (${cpus()[0]?.model ?? "unknown CPU"}), ` +
+      `Node ${process.version}; load average at the start ${load()}`,
+  );
+  const dir = await mkdtemp(join(tmpdir(), "spiffe-bench-"));
+  let federation;
+  try {
+    federation = await startFederation(dir);
+    if (phases === "all") await runLoadPhases(federation, { seconds, repeats, clients });
+    const startServer = (name) =>
+      name === "stock-quotes-service"
+        ? startQuotesService(federation)
+        : startPlainServer(federation.files);
+    const run = await runNeverClosingPhase(startServer, federation.files);
+    console.log("\nTargets of issue 23 (never-closing client):\n");
+    for (const [what, met, value] of neverClosingTargets(run)) {
+      console.log(`- ${met ? "met" : "NOT met"}: ${what}: ${value}`);
+    }
+    console.log(`\nLoad average at the end: ${load()}`);
+  } finally {
     stopAll();
     await federation?.stop();
     await rm(dir, { recursive: true, force: true });

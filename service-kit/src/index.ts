@@ -1,5 +1,6 @@
 export * from "./agent-advice.js";
 export * from "./command-line.js";
+export * from "./connection-limits.js";
 export * from "./express-app.js";
 export * from "./express-server.js";
 export * from "./health.js";

@@ -2,7 +2,9 @@
 // stock-quotes-service: serves stock quotes over SPIFFE mTLS to one authorized SPIFFE ID.
 import { createServer as createHttpServer } from "node:http";
 import {
+  capConnections,
   closeServer,
+  connectionLimitOptions,
   expressServerOptions,
   listen,
   runService,
@@ -59,6 +61,8 @@ await runService({
           );
         },
         onPeerAccepted: (peerId, socket) => {
+          // Copying the peer's certificate costs native memory: only when it is logged.
+          if (!log.isLevelEnabled("debug")) return;
           const peerSvid = socket.getPeerX509Certificate();
           log.debug(
             {
@@ -71,9 +75,12 @@ await runService({
         },
       },
       app,
-      expressServerOptions(app),
+      // Other organisations' clients reach this port: bound how long a connection may sit
+      // idle or half set up, and how many there may be (each one costs native memory).
+      { ...expressServerOptions(app), ...connectionLimitOptions(options.limits) },
     );
     onShutdown(() => closeServer(server));
+    capConnections(server, options.limits, log, "--max-connections");
     // Registered after the server's own listener, so this is logged once they are closed.
     source.on("bundlesChanged", () => {
       log.info("trust bundles changed: closing idle connections so clients authenticate again");
