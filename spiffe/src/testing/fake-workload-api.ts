@@ -118,7 +118,7 @@ export class FakeWorkloadApi {
   private x509: Record<string, unknown> | undefined;
   private bundles: Record<string, unknown> | undefined;
   private failure: { code: status; details: string } | undefined;
-  private failNextCalls: { count: number; code: status } | undefined;
+  private failNextCalls: { count: number; code: status; method?: WorkloadApiMethod } | undefined;
   private readonly records = new WeakMap<Stream, FakeCall>();
   private cancelledCount = 0;
   private stopped = false;
@@ -213,7 +213,11 @@ export class FakeWorkloadApi {
       !(header.length === 1 && header[0] === SECURITY_HEADER_VALUE)
     ) {
       failure = { code: status.INVALID_ARGUMENT, details: "security header missing from request" };
-    } else if (this.failNextCalls !== undefined && this.failNextCalls.count > 0) {
+    } else if (
+      this.failNextCalls !== undefined &&
+      this.failNextCalls.count > 0 &&
+      (this.failNextCalls.method === undefined || this.failNextCalls.method === record.method)
+    ) {
       this.failNextCalls.count -= 1;
       const { code } = this.failNextCalls;
       failure = { code, details: `fake agent answers ${status[code]}` };
@@ -378,9 +382,12 @@ export class FakeWorkloadApi {
     }
   }
 
-  /** The next `count` calls (any method) are answered with `code`; later ones as usual. */
-  failNext(count: number, code: status): void {
-    this.failNextCalls = { count, code };
+  /**
+   * The next `count` calls (of `method`, or of any method) are answered with `code`;
+   * later ones as usual.
+   */
+  failNext(count: number, code: status, method?: WorkloadApiMethod): void {
+    this.failNextCalls = { count, code, ...(method === undefined ? {} : { method }) };
   }
 
   /** Ends every open stream normally (as an agent restart would). */

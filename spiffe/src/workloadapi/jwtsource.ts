@@ -22,6 +22,8 @@ import { DEFAULT_PERMISSION_DENIED_GRACE_MS } from "./x509source.js";
 export class JwtSourceError extends SpiffeError {}
 
 const MAX_PERMISSION_DENIED_GRACE_MS = 5_000;
+/** No refresh sooner than this after a fetch, whatever the agent sends. */
+const MIN_REFRESH_MS = 250;
 
 /** Options of JwtSource. */
 export interface JwtSourceOptions extends WorkloadApiClientOptions {
@@ -74,14 +76,15 @@ function graceFrom(options: JwtSourceOptions): number {
   return graceMs;
 }
 
-/** When to fetch again: halfway through the token's life, as SPIRE renews X.509-SVIDs. */
-function refreshAt(svids: readonly JwtSvid[], nowMs: number): number {
-  let at = Number.POSITIVE_INFINITY;
-  for (const svid of svids) {
-    const start = svid.issuedAt?.getTime() ?? nowMs;
-    at = Math.min(at, start + (svid.expiresAt.getTime() - start) / 2);
-  }
-  return at;
+/**
+ * When to fetch again: halfway through what is left of the shortest-lived token, as SPIRE
+ * renews X.509-SVIDs halfway. Counted from the fetch, not from `iat` (whole seconds, and
+ * possibly from a clock a little apart), so a refresh never comes back at once.
+ */
+function refreshDelay(svids: readonly JwtSvid[], nowMs: number): number {
+  let remaining = Number.POSITIVE_INFINITY;
+  for (const svid of svids) remaining = Math.min(remaining, svid.expiresAt.getTime() - nowMs);
+  return Math.max(MIN_REFRESH_MS, remaining / 2);
 }
 
 function usable(svids: readonly JwtSvid[] | undefined, nowMs: number): svids is readonly JwtSvid[] {
@@ -312,7 +315,7 @@ export class JwtSource
     if (this.closed) throw this.closedError();
     entry.svids = svids;
     entry.backoff.reset();
-    this.schedule(entry, refreshAt(svids, Date.now()) - Date.now());
+    this.schedule(entry, refreshDelay(svids, Date.now()));
     for (const svid of svids) this.emit("svidFetched", svid, entry.params.audience);
     return svids;
   }
