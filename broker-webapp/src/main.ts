@@ -11,7 +11,7 @@ import {
   logIdentityChanges,
   parseCommandLineOrExit,
 } from "@federation-demo/service-kit";
-import { X509Source } from "@federation-demo/spiffe";
+import { JwtSource, X509Source } from "@federation-demo/spiffe";
 import type { Logger } from "pino";
 import { createWebapp } from "./app.js";
 import { parseOptions, type WebappOptions } from "./options.js";
@@ -26,6 +26,7 @@ async function run(options: WebappOptions, log: Logger): Promise<void> {
       socket: options.socket,
       quotesUrl: options.quotesUrl.toString(),
       quotesId: options.quotesId.toString(),
+      auth: options.auth,
     },
     "starting broker-webapp",
   );
@@ -36,7 +37,19 @@ async function run(options: WebappOptions, log: Logger): Promise<void> {
     logger: log.child({ component: "workload-api" }),
   });
   const stopIdentityLog = logIdentityChanges(source, log);
+  // The JWT road: a JWT-SVID for the quotes service's audience, cached and refreshed by
+  // the source before it expires; and the JWT bundles, for the trust panel.
+  const jwtSource =
+    options.auth === "jwt"
+      ? new JwtSource({
+          address: options.socket,
+          backoff: DEMO_WORKLOAD_API_BACKOFF,
+          logger: log.child({ component: "workload-api-jwt" }),
+        })
+      : undefined;
+  const audience = options.quotesId.toString();
   const client = new QuotesClient({
+    ...(jwtSource === undefined ? {} : { bearer: () => jwtSource.fetchJwtSvid({ audience }) }),
     url: options.quotesUrl,
     quotesId: options.quotesId,
     svidSource: source,
@@ -55,12 +68,35 @@ async function run(options: WebappOptions, log: Logger): Promise<void> {
     client.dropConnections();
   });
   // Unlike the original, the page is served at once and explains while there is no SVID.
-  const app = createWebapp({ source, client, quotesId: options.quotesId, bundleHistory, log });
+  jwtSource?.on("svidFetched", (svid) =>
+    log.info({ keyId: svid.keyId, expiresAt: svid.expiresAt.toISOString() }, "new JWT-SVID"),
+  );
+  const jwtTrust =
+    jwtSource &&
+    (() => ({
+      bundles: jwtSource
+        .getJwtBundles()
+        .bundles()
+        .map((bundle) => ({ trustDomain: bundle.trustDomain.name, keyIds: bundle.keyIds() })),
+      signedBy: client.lastToken && {
+        trustDomain: client.lastToken.id.trustDomain.name,
+        keyId: client.lastToken.keyId,
+      },
+    }));
+  const app = createWebapp({
+    source,
+    client,
+    quotesId: options.quotesId,
+    bundleHistory,
+    log,
+    ...(jwtTrust === undefined ? {} : { jwtTrust }),
+  });
   const server = createServer(expressServerOptions(app), app);
 
   const shutdown = handleShutdown(log, async () => {
     stopIdentityLog();
     source.close();
+    jwtSource?.close();
     await closeServer(server);
     await client.close();
   });

@@ -1,4 +1,6 @@
 import {
+  type AuthMode,
+  authOption,
   checkListenAndSocket,
   hostOption,
   logLevelOption,
@@ -18,6 +20,8 @@ export interface WebappOptions {
   quotesUrl: URL;
   quotesId: SpiffeId;
   logLevel: string;
+  /** mtls (the tutorial) or jwt (a JWT-SVID bearer token over server-authenticated TLS). */
+  auth: AuthMode;
 }
 
 export function parseQuotesUrl(value: string): URL {
@@ -71,6 +75,7 @@ export function parseOptions(
         "spiffe://stocksmarket.org/quotes-service",
       ),
     )
+    .addOption(authOption(env))
     .addOption(logLevelOption())
     .helpOption("-h, --help", "show this help")
     .allowExcessArguments(false)
@@ -84,6 +89,7 @@ export function parseOptions(
     quotesUrl: URL;
     quotesId: SpiffeId;
     logLevel: string;
+    auth: AuthMode;
   }>();
   return {
     port: opts.port,
@@ -92,5 +98,6 @@ export function parseOptions(
     quotesUrl: opts.quotesUrl,
     quotesId: opts.quotesId,
     logLevel: opts.logLevel,
+    auth: opts.auth,
   };
 }

@@ -62,6 +62,20 @@ export function socketOption(env: NodeJS.ProcessEnv): Option {
   );
 }
 
+/** How the webapp authenticates to the quotes service: the tutorial's mTLS, or a JWT-SVID. */
+export type AuthMode = "mtls" | "jwt";
+
+/** --auth mtls|jwt, default SPIRE_DEMO_AUTH or mtls. */
+export function authOption(env: NodeJS.ProcessEnv): Option {
+  const fromEnv = env.SPIRE_DEMO_AUTH === "jwt" ? "jwt" : "mtls";
+  return new Option(
+    "--auth <mode>",
+    "how the webapp authenticates to the quotes service: mtls (X.509-SVIDs both ways) or jwt (TLS with the server's X.509-SVID, a JWT-SVID bearer token from the client) (env SPIRE_DEMO_AUTH)",
+  )
+    .choices(["mtls", "jwt"])
+    .default(fromEnv);
+}
+
 export function logLevelOption(): Option {
   return new Option("--log-level <level>", "log level").choices(LOG_LEVELS).default("info");
 }

@@ -1,5 +1,11 @@
 import { peerIdOf } from "@federation-demo/spiffe";
-import express, { type Express, type NextFunction, type Request, type Response } from "express";
+import express, {
+  type Express,
+  type NextFunction,
+  type Request,
+  type RequestHandler,
+  type Response,
+} from "express";
 import type { Logger } from "pino";
 import type { QuoteBook } from "./quotes.js";
 
@@ -14,6 +20,11 @@ export interface QuotesAppOptions {
   book: QuoteBook;
   log: Logger;
   health: () => HealthReport;
+  /**
+   * Runs before every route: on the JWT road, the JWT-SVID check (on the mTLS road the
+   * TLS layer has already authenticated and authorized the client).
+   */
+  authenticate?: RequestHandler;
 }
 
 function methodNotAllowed(_req: Request, res: Response): void {
@@ -32,7 +43,7 @@ function jsonErrors(error: unknown, _req: Request, res: Response, next: NextFunc
 }
 
 /** The routes served over mTLS: GET /quotes, GET /healthz; 405 for other methods, 404 elsewhere. */
-export function createQuotesApp({ book, log, health }: QuotesAppOptions): Express {
+export function createQuotesApp({ book, log, health, authenticate }: QuotesAppOptions): Express {
   const app = express();
   app.disable("x-powered-by");
   app.disable("etag");
@@ -41,7 +52,7 @@ export function createQuotesApp({ book, log, health }: QuotesAppOptions): Expres
     res.on("finish", () => {
       log.debug(
         {
-          peer: peerIdOf(req)?.toString(),
+          peer: peerIdOf(req)?.toString() ?? res.locals.peer,
           method: req.method,
           path: req.path,
           status: res.statusCode,
@@ -51,6 +62,7 @@ export function createQuotesApp({ book, log, health }: QuotesAppOptions): Expres
     });
     next();
   });
+  if (authenticate !== undefined) app.use(authenticate);
 
   app.get("/quotes", (_req, res) => {
     res.set("Cache-Control", "no-store").json(book.next());

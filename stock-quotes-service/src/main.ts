@@ -16,11 +16,14 @@ import {
   AuthorizationError,
   authorizeID,
   createMtlsHttpsServer,
+  createTlsHttpsServer,
+  JwtSource,
   SpiffeError,
   X509Source,
 } from "@federation-demo/spiffe";
 import type { Logger } from "pino";
 import { createHealthApp, createQuotesApp, type HealthReport } from "./app.js";
+import { requireJwtSvid } from "./jwt-auth.js";
 import { parseOptions, type QuotesServiceOptions } from "./options.js";
 import { QuoteBook } from "./quotes.js";
 
@@ -32,6 +35,7 @@ async function run(options: QuotesServiceOptions, log: Logger): Promise<void> {
       socket: options.socket,
       authorizedId: options.authorizedId.toString(),
       healthPort: options.healthPort,
+      auth: options.auth,
     },
     "starting stock-quotes-service",
   );
@@ -42,6 +46,19 @@ async function run(options: QuotesServiceOptions, log: Logger): Promise<void> {
     logger: log.child({ component: "workload-api" }),
   });
   const stopIdentityLog = logIdentityChanges(source, log);
+  // The JWT road: the JWT bundles of every trust domain, to validate bearer tokens locally.
+  const jwtSource =
+    options.auth === "jwt"
+      ? new JwtSource({
+          address: options.socket,
+          backoff: DEMO_WORKLOAD_API_BACKOFF,
+          logger: log.child({ component: "workload-api-jwt" }),
+        })
+      : undefined;
+  jwtSource?.on("bundlesChanged", (bundles) => {
+    const keys = Object.fromEntries(bundles.bundles().map((b) => [b.trustDomain.name, b.keyIds()]));
+    log.info({ jwtAuthorities: keys }, "JWT bundles changed");
+  });
   const health = (): HealthReport => {
     const svid = source.getX509Svid();
     return {
@@ -56,6 +73,7 @@ async function run(options: QuotesServiceOptions, log: Logger): Promise<void> {
   const shutdown = handleShutdown(log, async () => {
     stopIdentityLog();
     source.close();
+    jwtSource?.close();
     await Promise.all([closeServer(server), closeServer(healthServer)]);
   });
 
@@ -71,49 +89,72 @@ async function run(options: QuotesServiceOptions, log: Logger): Promise<void> {
     await source.ready();
     if (shutdown.stopping) return;
 
-    const app = createQuotesApp({ book: new QuoteBook(), log, health });
-    server = createMtlsHttpsServer(
-      {
-        svidSource: source,
-        bundleSource: source,
-        authorizer: authorizeID(options.authorizedId),
-        // Kept-alive clients were authenticated under the old bundles: when they change (a
-        // trust domain federated or dropped, a CA rotated), they connect and are verified again.
-        trustChanges: source,
-        onPeerRejected: (error, remoteAddress) => {
-          log.warn(
-            {
-              remoteAddress,
-              peer: error instanceof AuthorizationError ? error.peerId.toString() : undefined,
-              code: error instanceof SpiffeError ? error.code : undefined,
-              reason: error.message,
+    const authenticate =
+      jwtSource &&
+      requireJwtSvid({
+        bundles: jwtSource,
+        audience: () => source.getX509Svid()?.id.toString(),
+        authorizedId: options.authorizedId,
+        log,
+      });
+    const app = createQuotesApp({ book: new QuoteBook(), log, health, authenticate });
+    const onNoSvid = (error: Error, remoteAddress: string | undefined) =>
+      log.warn({ remoteAddress, reason: error.message }, "connection dropped");
+    server = jwtSource
+      ? createTlsHttpsServer(
+          { svidSource: source, onPeerRejected: onNoSvid },
+          app,
+          expressServerOptions(app),
+        )
+      : createMtlsHttpsServer(
+          {
+            svidSource: source,
+            bundleSource: source,
+            authorizer: authorizeID(options.authorizedId),
+            // Kept-alive clients were authenticated under the old bundles: when they change (a
+            // trust domain federated or dropped, a CA rotated), they connect and are verified again.
+            trustChanges: source,
+            onPeerRejected: (error, remoteAddress) => {
+              log.warn(
+                {
+                  remoteAddress,
+                  peer: error instanceof AuthorizationError ? error.peerId.toString() : undefined,
+                  code: error instanceof SpiffeError ? error.code : undefined,
+                  reason: error.message,
+                },
+                "peer rejected",
+              );
             },
-            "peer rejected",
-          );
-        },
-        onPeerAccepted: (peerId, socket) => {
-          const peerSvid = socket.getPeerX509Certificate();
-          log.debug(
-            {
-              peer: peerId.toString(),
-              remoteAddress: socket.remoteAddress,
-              peerSvidExpiresAt: peerSvid && new Date(peerSvid.validTo).toISOString(),
+            onPeerAccepted: (peerId, socket) => {
+              const peerSvid = socket.getPeerX509Certificate();
+              log.debug(
+                {
+                  peer: peerId.toString(),
+                  remoteAddress: socket.remoteAddress,
+                  peerSvidExpiresAt: peerSvid && new Date(peerSvid.validTo).toISOString(),
+                },
+                "peer accepted",
+              );
             },
-            "peer accepted",
-          );
-        },
-      },
-      app,
-      expressServerOptions(app),
-    );
+          },
+          app,
+          expressServerOptions(app),
+        );
     // Registered after the server's own listener, so this is logged once they are closed.
     source.on("bundlesChanged", () => {
       log.info("trust bundles changed: closing idle connections so clients authenticate again");
     });
     const port = await listen(server, options.port, options.host, "--port");
     log.info(
-      { host: options.host, port, authorizedId: options.authorizedId.toString() },
-      `listening for HTTPS with SPIFFE mTLS on ${options.host}:${port}`,
+      {
+        host: options.host,
+        port,
+        authorizedId: options.authorizedId.toString(),
+        auth: options.auth,
+      },
+      jwtSource
+        ? `listening for HTTPS (TLS with our X.509-SVID; clients send a JWT-SVID) on ${options.host}:${port}`
+        : `listening for HTTPS with SPIFFE mTLS on ${options.host}:${port}`,
     );
   } catch (error) {
     shutdown.startupFailed(error);

@@ -1,4 +1,6 @@
 import {
+  type AuthMode,
+  authOption,
   checkListenAndSocket,
   hostOption,
   logLevelOption,
@@ -18,6 +20,8 @@ export interface QuotesServiceOptions {
   socket: string;
   authorizedId: SpiffeId;
   logLevel: string;
+  /** mtls (the tutorial) or jwt (a JWT-SVID bearer token over server-authenticated TLS). */
+  auth: AuthMode;
   /** Plain-HTTP /healthz on 127.0.0.1; undefined = off. */
   healthPort: number | undefined;
 }
@@ -51,6 +55,7 @@ export function parseOptions(
         "also serve plain-HTTP GET /healthz on 127.0.0.1 at this port (off by default)",
       ).argParser(parsePort),
     )
+    .addOption(authOption(env))
     .addOption(logLevelOption())
     .helpOption("-h, --help", "show this help")
     .allowExcessArguments(false)
@@ -64,6 +69,7 @@ export function parseOptions(
     authorizedId: SpiffeId;
     healthPort?: number;
     logLevel: string;
+    auth: AuthMode;
   }>();
   return {
     port: opts.port,
@@ -71,6 +77,7 @@ export function parseOptions(
     socket: checkListenAndSocket(program, opts.host, opts.socket),
     authorizedId: opts.authorizedId,
     logLevel: opts.logLevel,
+    auth: opts.auth,
     healthPort: opts.healthPort,
   };
 }

@@ -103,7 +103,9 @@ function isRetryable(error: unknown): boolean {
  * the background, so a request never waits for a refresh and no call fetches a token of
  * its own. A failed refresh is retried with the client's backoff while the cached token
  * is still valid; PERMISSION_DENIED or INVALID_ARGUMENT drops it (the agent no longer
- * vouches for this workload), and an expired token is never handed out.
+ * vouches for this workload), and an expired token is never handed out. A token whose
+ * key leaves its trust domain's bundle (a revoked JWT authority) is dropped and fetched
+ * again at once.
  *
  * "error" is only emitted when someone listens for it (as for X509Source).
  */
@@ -148,7 +150,33 @@ export class JwtSource
   private replaceBundles(bundles: JwtBundleSet): void {
     const previous = this.bundles;
     this.bundles = bundles;
-    if (!previous.equals(bundles)) this.emit("bundlesChanged", bundles, previous);
+    if (previous.equals(bundles)) return;
+    this.dropUnverifiable(bundles);
+    this.emit("bundlesChanged", bundles, previous);
+  }
+
+  /**
+   * A cached token whose key has left its own trust domain's bundle (the authority was
+   * revoked) would be refused by every validator from now on: drop it, so the next call
+   * fetches one signed by a key still trusted, and refetch it in the background.
+   */
+  private dropUnverifiable(bundles: JwtBundleSet): void {
+    if (bundles.size === 0) return; // withdrawn bundles say nothing about the keys
+    for (const entry of this.cache.values()) {
+      const stale = entry.svids?.some((svid) => {
+        const bundle = bundles.getJwtBundleForTrustDomain(svid.id.trustDomain);
+        return (
+          bundle !== undefined &&
+          svid.keyId !== undefined &&
+          bundle.findJwtAuthority(svid.keyId) === undefined
+        );
+      });
+      if (!stale) continue;
+      entry.svids = undefined;
+      if (entry.timer !== undefined) clearTimeout(entry.timer);
+      entry.timer = undefined;
+      this.refresh(entry);
+    }
   }
 
   private endGrace(): void {
