@@ -312,9 +312,18 @@ fetch_jwt_as_workload() {
     "$SPIRE_BIN/spire-agent" api fetch jwt -audience rotation-probe -socketPath "$(agent_socket "$td")"
   fi 2>/dev/null
 }
-# The JWKS the OTHER workload holds for TD (the line after "bundle(spiffe://TD):").
+# Key IDs of TD's JWT bundle that the OTHER workload holds: the (indented, multi-line)
+# JSON after "bundle(spiffe://TD):" in the output of `spire-agent api fetch jwt`.
 other_workload_jwt_kids() {
-  fetch_jwt_as_workload "$OTHER" | awk -v want="bundle(spiffe://$TD):" 'found { print; exit } $1 == want { found = 1 }' | jwt_kids
+  fetch_jwt_as_workload "$OTHER" | node -e '
+    let text = "";
+    process.stdin.on("data", (chunk) => (text += chunk)).on("end", () => {
+      const parts = text.split(/^(token|hint|bundle)\(([^)]*)\):$/m);
+      for (let i = 1; i + 2 < parts.length; i += 3) {
+        if (parts[i] !== "bundle" || parts[i + 1] !== process.argv[1]) continue;
+        for (const key of JSON.parse(parts[i + 2]).keys ?? []) if (key.kid) console.log(key.kid);
+      }
+    });' "spiffe://$TD"
 }
 other_workload_has_jwt() { other_workload_jwt_kids | grep -qxF "$1"; }
 other_workload_lacks_jwt() {

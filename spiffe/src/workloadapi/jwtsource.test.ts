@@ -190,6 +190,24 @@ describe("JwtSource", () => {
     await assert.rejects(jwt.fetchJwtSvid({ audience: AUD }), JwtSourceError);
   });
 
+  test("drops a cached token whose key left its bundle (a revoked authority) and fetches anew", async () => {
+    const oldKey = TestJwtKey.generate("ES256", "old");
+    const newKey = TestJwtKey.generate("ES256", "new");
+    let signer = oldKey;
+    fake.setJwtSvids(({ audience }) => [{ spiffeId: ID, token: signer.issue(ID, audience, 600) }]);
+    fake.setJwtBundles({ [EXAMPLE.idString()]: jwksOf([oldKey, newKey]) });
+    const jwt = source();
+    await jwt.ready({ timeoutMs: 2000 });
+    assert.equal((await jwt.fetchJwtSvid({ audience: AUD })).keyId, "old");
+    signer = newKey;
+    fake.setJwtBundles({ [EXAMPLE.idString()]: jwksOf([newKey]) });
+    await waitUntil(
+      "a token signed by the new key",
+      () => fetches() > 0 && jwt.getJwtBundles().getJwtBundleForTrustDomain(EXAMPLE)?.size === 1,
+    );
+    assert.equal((await jwt.fetchJwtSvid({ audience: AUD })).keyId, "new");
+  });
+
   test("close() rejects what waits and refuses new calls", async () => {
     fake.failWith(status.UNAVAILABLE);
     const jwt = source();
