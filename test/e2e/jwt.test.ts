@@ -216,6 +216,9 @@ describe("the JWT road against real SPIRE (local mode)", { timeout: 1_200_000 },
     await loader.stop();
     const loads = loader.between(started);
     const counts = PageLoader.count(loads);
+    console.log(
+      `JWT authority rotation (${rotation.seconds.toFixed(0)} s): ${PageLoader.describe(loads)}`,
+    );
     assert.ok(counts.total > 50, `enough loads: ${PageLoader.describe(loads)}`);
     assert.equal(counts.ok, counts.total, PageLoader.describe(loads));
     const newKid = /rotated: it signs with key (\S+)/.exec(rotation.stdout)?.[1];
