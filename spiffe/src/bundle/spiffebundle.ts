@@ -1,19 +1,9 @@
 import { X509Certificate } from "node:crypto";
 import { messageOf } from "../internal/error-message.js";
+import { isObject, jwkOf, jwksKeys } from "../internal/jwk.js";
 import type { TrustDomain } from "../spiffeid/spiffeid.js";
-import {
-  type JwtAuthority,
-  JwtBundle,
-  jwkOf,
-  jwksKeys,
-  type SkippedKey,
-  X509_SVID_USE,
-} from "./jwtbundle.js";
+import { type JwtAuthority, JwtBundle, type SkippedKey, X509_SVID_USE } from "./jwtbundle.js";
 import { BundleError, X509Bundle } from "./x509bundle.js";
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
 
 /** An optional non-negative integer member; anything else makes the document malformed. */
 function optionalInteger(

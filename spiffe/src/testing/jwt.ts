@@ -7,7 +7,7 @@ import {
   sign,
 } from "node:crypto";
 import type { JwtAuthority } from "../bundle/jwtbundle.js";
-import { jwkOf } from "../bundle/jwtbundle.js";
+import { jwkOf } from "../internal/jwk.js";
 import type { JwtSvidAlgorithm } from "../jwtsvid/svid.js";
 
 /** Test-only JWT signing keys and tokens, forged ones included. */
