@@ -11,6 +11,7 @@ import {
   authorizeID,
   createMtlsHttpsServer,
   parseWorkloadId,
+  WorkloadApiAddress,
   X509BundleSet,
 } from "@federation-demo/spiffe";
 import { TestCa } from "@federation-demo/spiffe/testing";
@@ -104,7 +105,7 @@ describe("broker-webapp: page loads share a call to the quotes service in flight
       getX509Svid: () => webappSvid,
       getX509Bundles: () => bundles,
       lastError: undefined,
-      address: "unix:///nowhere/agent.sock",
+      address: WorkloadApiAddress.parse("unix:///nowhere/agent.sock"),
     };
     webServer = createServer(
       createWebapp({

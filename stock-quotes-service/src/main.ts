@@ -1,16 +1,13 @@
 #!/usr/bin/env node
 // stock-quotes-service: serves stock quotes over SPIFFE mTLS to one authorized SPIFFE ID.
-import { createServer as createHttpServer, type Server as HttpServer } from "node:http";
-import type { Server as HttpsServer } from "node:https";
+import { createServer as createHttpServer } from "node:http";
 import {
   closeServer,
-  createLogger,
   DEMO_WORKLOAD_API_BACKOFF,
   expressServerOptions,
-  handleShutdown,
   listen,
-  logIdentityChanges,
-  parseCommandLineOrExit,
+  runService,
+  svidHealth,
 } from "@federation-demo/service-kit";
 import {
   AuthorizationError,
@@ -19,75 +16,49 @@ import {
   createTlsHttpsServer,
   JwtSource,
   SpiffeError,
-  X509Source,
 } from "@federation-demo/spiffe";
-import type { Logger } from "pino";
-import { createHealthApp, createQuotesApp, type HealthReport } from "./app.js";
+import { createHealthApp, createQuotesApp } from "./app.js";
 import { requireJwtSvid } from "./jwt-auth.js";
-import { parseOptions, type QuotesServiceOptions } from "./options.js";
+import { parseOptions } from "./options.js";
 import { QuoteBook } from "./quotes.js";
 
-async function run(options: QuotesServiceOptions, log: Logger): Promise<void> {
-  log.info(
-    {
-      host: options.host,
-      port: options.port,
-      socket: options.socket,
-      authorizedId: options.authorizedId.toString(),
-      healthPort: options.healthPort,
-      auth: options.auth,
-    },
-    "starting stock-quotes-service",
-  );
+await runService({
+  name: "stock-quotes-service",
+  parseOptions,
+  async serve(context) {
+    // `stopping` is read later, so it stays on the context (destructuring would copy it).
+    const { options, log, source, onShutdown } = context;
+    const health = () => svidHealth(source);
+    // The JWT road: the JWT bundles of every trust domain, to validate bearer tokens locally.
+    const jwtSource =
+      options.auth === "jwt"
+        ? new JwtSource({
+            address: options.socket,
+            backoff: DEMO_WORKLOAD_API_BACKOFF,
+            logger: log.child({ component: "workload-api-jwt" }),
+          })
+        : undefined;
+    if (jwtSource !== undefined) {
+      onShutdown(() => jwtSource.close());
+      jwtSource.on("bundlesChanged", (bundles) => {
+        const keys = Object.fromEntries(
+          bundles.bundles().map((bundle) => [bundle.trustDomain.name, bundle.keyIds()]),
+        );
+        log.info({ jwtAuthorities: keys }, "JWT bundles changed");
+      });
+    }
 
-  const source = new X509Source({
-    address: options.socket,
-    backoff: DEMO_WORKLOAD_API_BACKOFF,
-    logger: log.child({ component: "workload-api" }),
-  });
-  const stopIdentityLog = logIdentityChanges(source, log);
-  // The JWT road: the JWT bundles of every trust domain, to validate bearer tokens locally.
-  const jwtSource =
-    options.auth === "jwt"
-      ? new JwtSource({
-          address: options.socket,
-          backoff: DEMO_WORKLOAD_API_BACKOFF,
-          logger: log.child({ component: "workload-api-jwt" }),
-        })
-      : undefined;
-  jwtSource?.on("bundlesChanged", (bundles) => {
-    const keys = Object.fromEntries(bundles.bundles().map((b) => [b.trustDomain.name, b.keyIds()]));
-    log.info({ jwtAuthorities: keys }, "JWT bundles changed");
-  });
-  const health = (): HealthReport => {
-    const svid = source.getX509Svid();
-    return {
-      hasSvid: svid !== undefined,
-      spiffeId: svid?.id.toString() ?? null,
-      svidExpiresAt: svid?.expiresAt.toISOString() ?? null,
-    };
-  };
-
-  let server: HttpsServer | undefined;
-  let healthServer: HttpServer | undefined;
-  const shutdown = handleShutdown(log, async () => {
-    stopIdentityLog();
-    source.close();
-    jwtSource?.close();
-    await Promise.all([closeServer(server), closeServer(healthServer)]);
-  });
-
-  try {
     if (options.healthPort !== undefined) {
-      const healthApp = createHealthApp(health);
-      healthServer = createHttpServer(expressServerOptions(healthApp), healthApp);
+      const healthApp = createHealthApp(health, log);
+      const healthServer = createHttpServer(expressServerOptions(healthApp), healthApp);
+      onShutdown(() => closeServer(healthServer));
       const port = await listen(healthServer, options.healthPort, "127.0.0.1", "--health-port");
       log.info({ url: `http://127.0.0.1:${port}/healthz` }, "health endpoint listening");
     }
 
     // Nothing to present before the first SVID, so the HTTPS port opens only then.
     await source.ready();
-    if (shutdown.stopping) return;
+    if (context.stopping) return;
 
     const authenticate =
       jwtSource &&
@@ -100,7 +71,7 @@ async function run(options: QuotesServiceOptions, log: Logger): Promise<void> {
     const app = createQuotesApp({ book: new QuoteBook(), log, health, authenticate });
     const onNoSvid = (error: Error, remoteAddress: string | undefined) =>
       log.warn({ remoteAddress, reason: error.message }, "connection dropped");
-    server = jwtSource
+    const server = jwtSource
       ? createTlsHttpsServer(
           { svidSource: source, onPeerRejected: onNoSvid },
           app,
@@ -140,6 +111,7 @@ async function run(options: QuotesServiceOptions, log: Logger): Promise<void> {
           app,
           expressServerOptions(app),
         );
+    onShutdown(() => closeServer(server));
     // Registered after the server's own listener, so this is logged once they are closed.
     source.on("bundlesChanged", () => {
       log.info("trust bundles changed: closing idle connections so clients authenticate again");
@@ -156,11 +128,5 @@ async function run(options: QuotesServiceOptions, log: Logger): Promise<void> {
         ? `listening for HTTPS (TLS with our X.509-SVID; clients send a JWT-SVID) on ${options.host}:${port}`
         : `listening for HTTPS with SPIFFE mTLS on ${options.host}:${port}`,
     );
-  } catch (error) {
-    shutdown.startupFailed(error);
-  }
-}
-
-const options = parseCommandLineOrExit(parseOptions);
-const log = createLogger("stock-quotes-service", options.logLevel);
-await run(options, log);
+  },
+});

@@ -6,6 +6,7 @@ import type { TrustDomain } from "../spiffeid/spiffeid.js";
 export interface JwtAuthority {
   /** The JWK `kid`; a JWT-SVID's header names the key it was signed with by this ID. */
   readonly keyId: string;
+  /** The public key that verifies the signatures made with it. */
   readonly publicKey: KeyObject;
 }
 
@@ -13,7 +14,9 @@ export interface JwtAuthority {
 export interface SkippedKey {
   /** Position in the document's `keys`. */
   readonly index: number;
+  /** Its `kid`, when it had one. */
   readonly keyId?: string;
+  /** Why it was left out. */
   readonly reason: string;
 }
 
@@ -28,6 +31,7 @@ export const X509_SVID_USE = "x509-svid";
  * trusted rather than keep its old keys.
  */
 export class JwtBundle {
+  /** Whose keys these are. */
   readonly trustDomain: TrustDomain;
   /** Keys of the document that were left out, with the reason (unknown `kty`, `use` not jwt-svid...). */
   readonly skipped: readonly SkippedKey[];
@@ -95,6 +99,7 @@ export class JwtBundle {
     return this.jwtAuthorities().map((authority) => authority.keyId);
   }
 
+  /** How many keys it holds. */
   get size(): number {
     return this.byKeyId.size;
   }
@@ -147,6 +152,7 @@ export class JwtBundleSet implements JwtBundleSource {
     );
   }
 
+  /** How many trust domains have a bundle. */
   get size(): number {
     return this.byName.size;
   }

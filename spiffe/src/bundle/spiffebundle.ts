@@ -39,7 +39,9 @@ function x509AuthorityFromJwk(jwk: Record<string, unknown>): X509Certificate | {
 
 /** What a SpiffeBundle is made of; see SpiffeBundle. */
 export interface SpiffeBundleParts {
+  /** The CA certificates (`use: "x509-svid"`). */
   x509Authorities?: readonly X509Certificate[];
+  /** The JWT signing keys (`use: "jwt-svid"`). */
   jwtAuthorities?: Iterable<JwtAuthority>;
   /** Seconds; how often a relying party should fetch the bundle again. */
   refreshHintSeconds?: number;
@@ -55,11 +57,15 @@ export interface SpiffeBundleParts {
  * what `spire-server bundle show -format spiffe` prints.
  */
 export class SpiffeBundle {
+  /** Whose bundle this is. */
   readonly trustDomain: TrustDomain;
+  /** The X.509 CA certificates. */
   readonly x509Authorities: readonly X509Certificate[];
   /** The JWT half, as a JwtBundle (possibly empty). */
   readonly jwtBundle: JwtBundle;
+  /** `spiffe_refresh_hint`: seconds between fetches of the bundle, when given. */
   readonly refreshHintSeconds: number | undefined;
+  /** `spiffe_sequence`: increases with each change, when given. */
   readonly sequenceNumber: number | undefined;
   /** Keys that were left out, and why (unknown `use` values are ignored without a note). */
   readonly skipped: readonly SkippedKey[];

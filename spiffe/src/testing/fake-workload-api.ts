@@ -21,15 +21,23 @@ import {
 
 /** Test-only in-process Workload API server on a unix socket (or loopback TCP). */
 
+/** One SVID as the fake sends it: the Workload API's raw fields. */
 export interface FakeSvid {
+  /** The `spiffe_id` field (sent as given, even when it does not match the certificate). */
   spiffeId: string;
+  /** Concatenated DER chain, leaf first. */
   chainDer: Buffer;
+  /** PKCS#8 DER private key. */
   keyDer: Buffer;
+  /** Concatenated DER of its trust domain's bundle. */
   bundleDer: Buffer;
+  /** The `hint` field (default ""). */
   hint?: string;
 }
 
+/** One FetchX509SVID response. */
 export interface FakeX509Response {
+  /** The SVIDs, the default identity first. */
   svids: FakeSvid[];
   /** Trust domain ID (spiffe://td) -> concatenated DER. */
   federatedBundles?: Record<string, Buffer>;
@@ -37,9 +45,11 @@ export interface FakeX509Response {
 
 /** One JWT-SVID the fake hands out from FetchJWTSVID. */
 export interface FakeJwtSvid {
+  /** Whose token it is (the response's spiffe_id). */
   spiffeId: string;
   /** The compact token. */
   token: string;
+  /** The response's hint. */
   hint?: string;
 }
 
@@ -55,13 +65,26 @@ export type FakeJwtSvids =
  * How the fake answers ValidateJWTSVID: the ID and claims of an accepted token, or an
  * error message, which it sends as INVALID_ARGUMENT (as SPIRE does for a bad token).
  */
-export type FakeJwtValidator = (request: {
-  audience: string;
-  token: string;
-}) => { spiffeId: string; claims: Record<string, unknown> } | { error: string };
+export type FakeJwtValidator = (request: { audience: string; token: string }) => FakeJwtVerdict;
 
+/** What a FakeJwtValidator decides. */
+export type FakeJwtVerdict =
+  | {
+      /** The accepted token's subject. */
+      spiffeId: string;
+      /** Its claims. */
+      claims: Record<string, unknown>;
+    }
+  | {
+      /** Why the token is refused (sent as INVALID_ARGUMENT). */
+      error: string;
+    };
+
+/** A call the fake received, recorded for assertions. */
 export interface FakeCall {
+  /** Which RPC. */
   method: WorkloadApiMethod;
+  /** The gRPC metadata it carried (e.g. `workload.spiffe.io`). */
   metadata: Metadata;
   /** The request message, for the unary calls (FetchJWTSVID, ValidateJWTSVID). */
   request?: Record<string, unknown>;
@@ -71,6 +94,7 @@ export interface FakeCall {
   status?: status;
 }
 
+/** Where the fake listens and how strict it is. */
 export interface FakeWorkloadApiOptions {
   /** Socket path; default a fresh one under os.tmpdir(). */
   socketPath?: string;
@@ -99,6 +123,10 @@ function toWireX509(response: FakeX509Response): Record<string, unknown> {
   };
 }
 
+/**
+ * An in-process Workload API for tests, on a unix socket or loopback TCP: streams the
+ * SVIDs and bundles a test sets, fails as told, and records every call.
+ */
 export class FakeWorkloadApi {
   private readonly server: Server;
   private readonly socketPath: string;

@@ -32,9 +32,13 @@ export function signingInput(
 
 /** A JWT signing key, as a SPIRE server holds one, for tests. */
 export class TestJwtKey {
+  /** Its `kid`, in the bundle and in the header of what it signs. */
   readonly keyId: string;
+  /** The `alg` it signs with. */
   readonly algorithm: TestJwtAlgorithm;
+  /** The signing key. */
   readonly privateKey: KeyObject;
+  /** The key the bundle publishes. */
   readonly publicKey: KeyObject;
 
   private constructor(
@@ -126,8 +130,14 @@ export class TestJwtKey {
 }
 
 /** A JWKS document of these keys (and raw extra entries), as the Workload API sends. */
-export function jwksOf(keys: readonly TestJwtKey[], ...extra: unknown[]): { keys: unknown[] } {
+export function jwksOf(keys: readonly TestJwtKey[], ...extra: unknown[]): JwksDocument {
   return { keys: [...keys.map((key) => key.jwk()), ...extra] };
+}
+
+/** A JWKS document. */
+export interface JwksDocument {
+  /** The JWKs. */
+  keys: unknown[];
 }
 
 /** An unsigned token (`alg: none`, empty signature): must always be refused. */

@@ -4,14 +4,15 @@ import { SpiffeError } from "../errors/spiffe-error.js";
 import type { JwtSvidSource } from "../jwtsvid/source.js";
 import type { JwtSvid } from "../jwtsvid/svid.js";
 import type { TrustDomain } from "../spiffeid/spiffeid.js";
+import type { WorkloadApiAddress } from "./address.js";
 import { Backoff } from "./backoff.js";
 import {
   type JwtSvidParams,
   type Watch,
   WorkloadApiClient,
   type WorkloadApiClientOptions,
-  WorkloadApiError,
 } from "./client.js";
+import { WorkloadApiError } from "./errors.js";
 import { DEFAULT_PERMISSION_DENIED_GRACE_MS } from "./x509source.js";
 
 /**
@@ -114,7 +115,7 @@ export class JwtSource
   implements JwtBundleSource, JwtSvidSource
 {
   /** The Workload API address in use. */
-  readonly address: string;
+  readonly address: WorkloadApiAddress;
 
   private readonly client: WorkloadApiClient;
   private readonly graceMs: number;

@@ -54,7 +54,7 @@ export interface RawValidateJwtSvidResponse {
   claims: Record<string, unknown>;
 }
 
-/** The streaming RPCs (ReconnectingWatch opens these). */
+/** The streaming RPCs of the Workload API (the ones a watch reopens). */
 export type WorkloadApiStreamMethod = "FetchX509SVID" | "FetchX509Bundles" | "FetchJWTBundles";
 
 /** Every RPC of the service. */
