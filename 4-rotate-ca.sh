@@ -297,19 +297,20 @@ other_server_lacks_jwt() {
     ! jwt_kids <"$WORK/other-server.json" | grep -qxF "$1"
 }
 
-# `spire-agent api fetch jwt` as a trust domain's workload: its token for a probe
-# audience and the JWT bundles it holds, as that workload receives them.
+# `spire-agent api fetch jwt` as a trust domain's workload: its token for an audience
+# (default a probe; the agent caches one token per audience) and the JWT bundles it holds,
+# as that workload receives them.
 fetch_jwt_as_workload() {
-  local td="$1" user
+  local td="$1" audience="${2:-rotation-probe}" user
   user="$(workload_user "$td")"
   if [ "$DEMO_MODE" = docker ]; then
     compose exec -T -u "$user" "$(agent_host "$td")" /opt/spire/bin/spire-agent api fetch jwt \
-      -audience rotation-probe -socketPath "$DOCKER_AGENT_SOCKET"
+      -audience "$audience" -socketPath "$DOCKER_AGENT_SOCKET"
   elif [ "$(id -u)" -eq 0 ]; then
     setpriv --reuid="$user" --regid="$(id -g "$user")" --init-groups \
-      "$SPIRE_BIN/spire-agent" api fetch jwt -audience rotation-probe -socketPath "$(agent_socket "$td")"
+      "$SPIRE_BIN/spire-agent" api fetch jwt -audience "$audience" -socketPath "$(agent_socket "$td")"
   else
-    "$SPIRE_BIN/spire-agent" api fetch jwt -audience rotation-probe -socketPath "$(agent_socket "$td")"
+    "$SPIRE_BIN/spire-agent" api fetch jwt -audience "$audience" -socketPath "$(agent_socket "$td")"
   fi 2>/dev/null
 }
 # Key IDs of TD's JWT bundle that the OTHER workload holds: the (indented, multi-line)
@@ -330,10 +331,12 @@ other_workload_lacks_jwt() {
   local kids
   kids="$(other_workload_jwt_kids)" && [ -n "$kids" ] && ! grep -qxF "$1" <<<"$kids"
 }
-# The kid in the header of the token TD's workload gets now.
+# Whether the token TD's workload gets now for the audience it uses in this demo (the
+# other workload's ID) names key $1: the agent keeps handing out a cached token until
+# half its lifetime, even one signed by a tainted key.
 workload_jwt_signed_by() {
   local token
-  token="$(fetch_jwt_as_workload "$TD" | awk '/^token\(/ { getline; print $1; exit }')" || return 1
+  token="$(fetch_jwt_as_workload "$TD" "$(workload_id "$OTHER")" | awk '/^token\(/ { getline; print $1; exit }')" || return 1
   [ -n "$token" ] || return 1
   [ "$(node -e 'console.log(JSON.parse(Buffer.from(process.argv[1].split(".")[0], "base64url")).kid ?? "")' "$token")" = "$1" ]
 }
@@ -386,9 +389,11 @@ rotate_jwt() {
     grep -qi "already tainted" <<<"$output" || die "localauthority jwt taint failed: $output"
     note "(it was already tainted)"
   fi
-  note "tainted: agents stop handing out cached JWT-SVIDs signed by $retiring"
-  seconds="$(limit 90)"
-  wait_step "$seconds" "$(workload_id "$TD") gets JWT-SVIDs signed by the new key" \
+  note "tainted: new JWT-SVIDs are signed by $new, but the agent hands out a token it cached"
+  note "until half its lifetime (2.5 min for SPIRE's default 5 min): revoking the old key"
+  note "before then would leave $(workload_id "$TD") a token nobody accepts"
+  seconds="$(limit 200)"
+  wait_step "$seconds" "$(workload_id "$TD") gets its JWT-SVID for $(workload_id "$OTHER") signed by the new key" \
     "after $seconds s, $(workload_id "$TD") still gets JWT-SVIDs signed by another key than $new; the old key is tainted but still trusted. Run this script again to finish." \
     workload_jwt_signed_by "$new"
 

@@ -31,7 +31,12 @@ await runService({
     if (jwtSource !== undefined) onShutdown(() => jwtSource.close());
     const audience = options.quotesId.toString();
     const client = new QuotesClient({
-      ...(jwtSource === undefined ? {} : { bearer: () => jwtSource.fetchJwtSvid({ audience }) }),
+      ...(jwtSource === undefined
+        ? {}
+        : {
+            bearer: (fresh: boolean) =>
+              fresh ? jwtSource.refetchJwtSvid({ audience }) : jwtSource.fetchJwtSvid({ audience }),
+          }),
       url: options.quotesUrl,
       quotesId: options.quotesId,
       svidSource: source,

@@ -39,11 +39,11 @@ export interface QuotesClientOptions {
   /** Told why a request is sent a second time, on a new connection (for the log). */
   onRetry?: (reason: string) => void;
   /**
-   * The JWT road: the token to send as `Authorization: Bearer` (a JwtSource caches it and
-   * refreshes it before it expires). The connection then authenticates the server only
-   * and presents no client certificate.
+   * The JWT road: the token to send as `Authorization: Bearer`, the cached one (a
+   * JwtSource refreshes it before it expires) or, with `fresh`, a new one from the agent.
+   * The connection then authenticates the server only and presents no client certificate.
    */
-  bearer?: () => Promise<JwtSvid>;
+  bearer?: (fresh: boolean) => Promise<JwtSvid>;
 }
 
 /**
@@ -71,7 +71,7 @@ export class QuotesClient {
   /** Connections this client began to open (each one a call of the connector). */
   #connectAttempts = 0;
   #retries = 0;
-  readonly #bearer: (() => Promise<JwtSvid>) | undefined;
+  readonly #bearer: ((fresh: boolean) => Promise<JwtSvid>) | undefined;
   #lastToken: JwtSvid | undefined;
 
   constructor(options: QuotesClientOptions) {
@@ -208,19 +208,30 @@ export class QuotesClient {
     });
   }
 
-  async #fetchBody(signal: AbortSignal): Promise<string> {
-    let authorization: string | undefined;
-    if (this.#bearer !== undefined) {
-      try {
-        this.#lastToken = await this.#bearer();
-      } catch (error) {
-        throw new UpstreamError(`no JWT-SVID to send: ${(error as Error).message}`, {
-          cause: error,
-        });
-      }
-      authorization = `Bearer ${this.#lastToken.token}`;
+  /** `Bearer <token>` on the JWT road (undefined on the mTLS road). */
+  async #authorization(fresh: boolean): Promise<string | undefined> {
+    if (this.#bearer === undefined) return undefined;
+    try {
+      this.#lastToken = await this.#bearer(fresh);
+    } catch (error) {
+      throw new UpstreamError(`no JWT-SVID to send: ${(error as Error).message}`, {
+        cause: error,
+      });
     }
-    const response = await this.#send(signal, authorization);
+    return `Bearer ${this.#lastToken.token}`;
+  }
+
+  async #fetchBody(signal: AbortSignal): Promise<string> {
+    let response = await this.#send(signal, await this.#authorization(false));
+    if (response.statusCode === 401 && this.#bearer !== undefined) {
+      // The cached token was refused: its key may have been revoked, and the quotes
+      // service heard of it before our own bundle did. Once more with a fresh token.
+      await response.body.dump({ limit: this.#maxBytes }).catch(() => {});
+      this.#onRetry(
+        "the quotes service refused the cached JWT-SVID (401): sent again with a fresh one",
+      );
+      response = await this.#send(signal, await this.#authorization(true));
+    }
     if (response.statusCode !== 200) {
       // Read (a bounded amount of) the body so the connection can be reused.
       await response.body.dump({ limit: this.#maxBytes }).catch(() => {});

@@ -208,6 +208,25 @@ describe("JwtSource", () => {
     assert.equal((await jwt.fetchJwtSvid({ audience: AUD })).keyId, "new");
   });
 
+  test("refetchJwtSvid replaces the cached token with a fresh one, once for calls made together", async () => {
+    let issued = 0;
+    fake.setJwtSvids(({ audience }) => {
+      issued += 1;
+      return [{ spiffeId: ID, token: exampleKey.issue(ID, audience, 600, { n: issued }) }];
+    });
+    const jwt = source();
+    const cached = await jwt.fetchJwtSvid({ audience: AUD });
+    const start = fetches();
+    const [a, b] = await Promise.all([
+      jwt.refetchJwtSvid({ audience: AUD }),
+      jwt.refetchJwtSvid({ audience: AUD }),
+    ]);
+    assert.equal(fetches() - start, 1);
+    assert.equal(a, b);
+    assert.notEqual(a.token, cached.token);
+    assert.equal(await jwt.fetchJwtSvid({ audience: AUD }), a, "the fresh one is cached");
+  });
+
   test("close() rejects what waits and refuses new calls", async () => {
     fake.failWith(status.UNAVAILABLE);
     const jwt = source();

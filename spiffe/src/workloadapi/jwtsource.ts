@@ -92,6 +92,12 @@ function usable(svids: readonly JwtSvid[] | undefined, nowMs: number): svids is 
   return svids?.every((svid) => nowMs < svid.expiresAt.getTime()) === true;
 }
 
+/** One cache entry per set of audiences (in any order) and SPIFFE ID. */
+function cacheKey(params: JwtSvidParams): string {
+  const audience = typeof params.audience === "string" ? [params.audience] : [...params.audience];
+  return JSON.stringify([audience.sort(), params.spiffeId?.toString() ?? ""]);
+}
+
 function isRetryable(error: unknown): boolean {
   return !(error instanceof WorkloadApiError) || error.code !== "INVALID_ARGUMENT";
 }
@@ -287,7 +293,7 @@ export class JwtSource
       typeof params.audience === "string" ? [params.audience] : [...params.audience]
     ).sort();
     const spiffeId = params.spiffeId?.toString();
-    const key = JSON.stringify([audience, spiffeId ?? ""]);
+    const key = cacheKey(params);
     let entry = this.cache.get(key);
     if (entry === undefined) {
       entry = {
@@ -302,6 +308,22 @@ export class JwtSource
     if (usable(entry.svids, Date.now())) return entry.svids;
     entry.pending ??= this.fetchWithRetry(entry);
     return entry.pending;
+  }
+
+  /**
+   * A fresh JWT-SVID for these parameters, fetched from the agent now in place of the
+   * cached one: for when a server refused the cached token (its key may have been
+   * revoked before this source's bundles said so). Calls made together share one fetch.
+   */
+  async refetchJwtSvid(params: JwtSvidParams): Promise<JwtSvid> {
+    if (this.closed) throw this.closedError();
+    const entry = this.cache.get(cacheKey(params));
+    if (entry !== undefined && entry.pending === undefined) {
+      entry.svids = undefined;
+      if (entry.timer !== undefined) clearTimeout(entry.timer);
+      entry.timer = undefined;
+    }
+    return this.fetchJwtSvid(params);
   }
 
   /** Asks until the agent answers, a final error, or fetchTimeoutMs. */
