@@ -5,28 +5,40 @@
 # the *other* trust domain sees. Nobody copies a bundle by hand: the other server fetches
 # the new authority from this trust domain's bundle endpoint, which is why federation
 # uses bundle endpoints rather than a one-off `bundle set`.
-# Usage: ./4-rotate-ca.sh [broker.org|stocksmarket.org] [--mode local|docker]
-#   (default stocksmarket.org). ROTATE_WAIT_SECONDS=N caps every wait at N seconds.
+# On the JWT road (--auth jwt) it then rotates the trust domain's JWT authority (the key
+# that signs its JWT-SVIDs) the same way: `spire-server localauthority jwt prepare |
+# activate | taint | revoke`, waiting at each stage for the other trust domain.
+# Usage: ./4-rotate-ca.sh [broker.org|stocksmarket.org] [--what x509|jwt|both] [--mode local|docker]
+#   (default stocksmarket.org; --what: x509 on the mTLS road, both on the JWT road).
+#   ROTATE_WAIT_SECONDS=N caps every wait at N seconds.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/scripts/lib.sh"
 
 TD=stocksmarket.org
+WHAT=""
 args=()
 while [ $# -gt 0 ]; do
   arg="$1"
   shift
   case "$arg" in
     broker.org | stocksmarket.org) TD="$arg" ;;
-    --mode)
-      [ $# -ge 1 ] || die "--mode needs a value: local or docker"
+    --mode | --auth | --profile | --federation)
+      [ $# -ge 1 ] || die "$arg needs a value"
       args+=("$arg" "$1")
       shift
       ;;
+    --what)
+      [ $# -ge 1 ] || die "--what needs a value: x509, jwt or both"
+      WHAT="$1"
+      shift
+      ;;
     -h | --help)
-      printf 'usage: %s [broker.org|stocksmarket.org] [--mode local|docker]\n' "$(basename "$0")"
+      printf 'usage: %s [broker.org|stocksmarket.org] [--what x509|jwt|both] [--mode local|docker] [--auth mtls|jwt]\n' "$(basename "$0")"
       printf '  rotates the X.509 CA of that trust domain (default stocksmarket.org) and shows\n'
       printf '  how the other trust domain follows through the bundle endpoint.\n'
+      printf '  --what jwt rotates its JWT authority instead, both does one then the other\n'
+      printf '  (default: x509 on the mTLS road, both on the JWT road).\n'
       printf '  ROTATE_WAIT_SECONDS=N caps every wait at N seconds (default: each wait'"'"'s own limit).\n'
       exit 0
       ;;
@@ -35,6 +47,13 @@ while [ $# -gt 0 ]; do
   esac
 done
 demo_init "${args[@]+"${args[@]}"}"
+if [ -z "$WHAT" ]; then
+  if [ "$DEMO_AUTH" = jwt ]; then WHAT=both; else WHAT=x509; fi
+fi
+case "$WHAT" in
+  x509 | jwt | both) ;;
+  *) die "unknown --what '$WHAT': use x509, jwt or both" ;;
+esac
 OTHER="$(other_td "$TD")"
 SERVER="$(server_name "$TD")"
 OTHER_SERVER="$(server_name "$OTHER")"
@@ -164,6 +183,7 @@ wait_step() {
 
 # ---------------------------------------------------------------- the rotation
 
+rotate_x509() {
 say "Rotating the X.509 CA of $TD on $SERVER"
 fetch_as_workload "$TD" "$WORK/workload" ||
   die "$(workload_id "$TD") has no SVID yet ($(tail -n 1 "$WORK/workload/stderr")): run ./3-create-registration-entries.sh first"
@@ -255,3 +275,142 @@ say "The CA of $TD is rotated: it signs with $(describe_authority "$new")"
 if [ "$DEMO_MODE" = local ]; then
   note "the page's Trust panel (http://localhost:8080/quotes) shows the same from the webapp's side"
 fi
+}
+
+# ---------------------------------------------------------------- the JWT authority
+
+# Key IDs of the JWT authorities in a SPIFFE bundle document (JSON) on stdin.
+jwt_kids() {
+  node -e '
+    let text = "";
+    process.stdin.on("data", (chunk) => (text += chunk)).on("end", () => {
+      const keys = JSON.parse(text).keys ?? [];
+      for (const key of keys) if (key.use === undefined || key.use === "jwt-svid") if (key.kid) console.log(key.kid);
+    });'
+}
+
+other_server_has_jwt() {
+  spire_server "$OTHER" bundle list -id "spiffe://$TD" -format spiffe 2>/dev/null | jwt_kids | grep -qxF "$1"
+}
+other_server_lacks_jwt() {
+  spire_server "$OTHER" bundle list -id "spiffe://$TD" -format spiffe >"$WORK/other-server.json" 2>/dev/null &&
+    ! jwt_kids <"$WORK/other-server.json" | grep -qxF "$1"
+}
+
+# `spire-agent api fetch jwt` as a trust domain's workload: its token for an audience
+# (default a probe; the agent caches one token per audience) and the JWT bundles it holds,
+# as that workload receives them.
+fetch_jwt_as_workload() {
+  local td="$1" audience="${2:-rotation-probe}" user
+  user="$(workload_user "$td")"
+  if [ "$DEMO_MODE" = docker ]; then
+    compose exec -T -u "$user" "$(agent_host "$td")" /opt/spire/bin/spire-agent api fetch jwt \
+      -audience "$audience" -socketPath "$DOCKER_AGENT_SOCKET"
+  elif [ "$(id -u)" -eq 0 ]; then
+    setpriv --reuid="$user" --regid="$(id -g "$user")" --init-groups \
+      "$SPIRE_BIN/spire-agent" api fetch jwt -audience "$audience" -socketPath "$(agent_socket "$td")"
+  else
+    "$SPIRE_BIN/spire-agent" api fetch jwt -audience "$audience" -socketPath "$(agent_socket "$td")"
+  fi 2>/dev/null
+}
+# Key IDs of TD's JWT bundle that the OTHER workload holds: the (indented, multi-line)
+# JSON after "bundle(spiffe://TD):" in the output of `spire-agent api fetch jwt`.
+other_workload_jwt_kids() {
+  fetch_jwt_as_workload "$OTHER" | node -e '
+    let text = "";
+    process.stdin.on("data", (chunk) => (text += chunk)).on("end", () => {
+      const parts = text.split(/^(token|hint|bundle)\(([^)]*)\):$/m);
+      for (let i = 1; i + 2 < parts.length; i += 3) {
+        if (parts[i] !== "bundle" || parts[i + 1] !== process.argv[1]) continue;
+        for (const key of JSON.parse(parts[i + 2]).keys ?? []) if (key.kid) console.log(key.kid);
+      }
+    });' "spiffe://$TD"
+}
+other_workload_has_jwt() { other_workload_jwt_kids | grep -qxF "$1"; }
+other_workload_lacks_jwt() {
+  local kids
+  kids="$(other_workload_jwt_kids)" && [ -n "$kids" ] && ! grep -qxF "$1" <<<"$kids"
+}
+# Whether the token TD's workload gets now for the audience it uses in this demo (the
+# other workload's ID) names key $1: the agent keeps handing out a cached token until
+# half its lifetime, even one signed by a tainted key.
+workload_jwt_signed_by() {
+  local token
+  token="$(fetch_jwt_as_workload "$TD" "$(workload_id "$OTHER")" | awk '/^token\(/ { getline; print $1; exit }')" || return 1
+  [ -n "$token" ] || return 1
+  [ "$(node -e 'console.log(JSON.parse(Buffer.from(process.argv[1].split(".")[0], "base64url")).kid ?? "")' "$token")" = "$1" ]
+}
+
+rotate_jwt() {
+  say "Rotating the JWT authority of $TD on $SERVER"
+  local shown active prepared old output seconds retiring new
+  shown="$(spire_server "$TD" localauthority jwt show)"
+  active="$(authority_in Active <<<"$shown")"
+  prepared="$(authority_in Prepared <<<"$shown")"
+  old="$(authority_in Old <<<"$shown")"
+  [ -n "$active" ] || die "spire-server localauthority jwt show on $SERVER names no active JWT authority"
+  note "active JWT authority (key ID): $active; it signs every JWT-SVID of $TD"
+  if [ -n "$old" ] && spire_server "$TD" bundle show -format spiffe | jwt_kids | grep -qxF "$old"; then
+    say "An earlier JWT rotation of $TD did not finish: finishing it (taint, then revoke)"
+    retiring="$old"
+    new="$active"
+  else
+    say "1/4 prepare: a new JWT key joins the $TD bundle, not yet signing anything"
+    if [ -z "$prepared" ]; then
+      note "$SERVER: spire-server localauthority jwt prepare"
+      output="$(spire_server "$TD" localauthority jwt prepare)"
+      prepared="$(authority_in Prepared <<<"$output")"
+      [ -n "$prepared" ] || die "localauthority jwt prepare printed no authority ID: $output"
+    else
+      note "a JWT authority is already prepared: using it"
+    fi
+    note "prepared JWT authority (key ID): $prepared"
+
+    say "2/4 wait until $OTHER trusts the new JWT key"
+    note "why: $REFRESH_NOTE"
+    seconds="$(limit 90)"
+    wait_step "$seconds" "$OTHER_SERVER lists the new JWT key in its bundle for $TD" \
+      "not activating: after $seconds s, $OTHER_SERVER does not list the prepared JWT key $prepared for $TD; tokens signed by it would be refused there. Run this script again to continue." \
+      other_server_has_jwt "$prepared"
+    note "why: $SYNC_NOTE"
+    seconds="$(limit 60)"
+    wait_step "$seconds" "$(workload_id "$OTHER") received the new JWT key in its $TD bundle" \
+      "not activating: after $seconds s, $(workload_id "$OTHER") has no $TD JWT bundle with $prepared. Run this script again to continue." \
+      other_workload_has_jwt "$prepared"
+
+    say "3/4 activate the new JWT key and taint the old one"
+    note "$SERVER: spire-server localauthority jwt activate -authorityID $prepared"
+    spire_server "$TD" localauthority jwt activate -authorityID "$prepared" >/dev/null
+    retiring="$active"
+    new="$prepared"
+  fi
+  note "$SERVER: spire-server localauthority jwt taint -authorityID $retiring"
+  if ! output="$(spire_server "$TD" localauthority jwt taint -authorityID "$retiring" 2>&1)"; then
+    grep -qi "already tainted" <<<"$output" || die "localauthority jwt taint failed: $output"
+    note "(it was already tainted)"
+  fi
+  note "tainted: new JWT-SVIDs are signed by $new, but the agent hands out a token it cached"
+  note "until half its lifetime (2.5 min for SPIRE's default 5 min): revoking the old key"
+  note "before then would leave $(workload_id "$TD") a token nobody accepts"
+  seconds="$(limit 200)"
+  wait_step "$seconds" "$(workload_id "$TD") gets its JWT-SVID for $(workload_id "$OTHER") signed by the new key" \
+    "after $seconds s, $(workload_id "$TD") still gets JWT-SVIDs signed by another key than $new; the old key is tainted but still trusted. Run this script again to finish." \
+    workload_jwt_signed_by "$new"
+
+  say "4/4 revoke the old JWT key: tokens it signed are refused everywhere"
+  note "$SERVER: spire-server localauthority jwt revoke -authorityID $retiring"
+  note "(workloads using the library drop a cached token whose key leaves the bundle, and fetch a new one)"
+  spire_server "$TD" localauthority jwt revoke -authorityID "$retiring" >/dev/null
+  seconds="$(limit 90)"
+  wait_step "$seconds" "$OTHER_SERVER no longer lists the old JWT key for $TD" \
+    "after $seconds s, $OTHER_SERVER still lists the revoked JWT key $retiring for $TD" \
+    other_server_lacks_jwt "$retiring"
+  seconds="$(limit 60)"
+  wait_step "$seconds" "$(workload_id "$OTHER") no longer has it in its $TD JWT bundle" \
+    "after $seconds s, $(workload_id "$OTHER") still has the revoked JWT key $retiring" \
+    other_workload_lacks_jwt "$retiring"
+  say "The JWT authority of $TD is rotated: it signs with key $new"
+}
+
+if [ "$WHAT" != jwt ]; then rotate_x509; fi
+if [ "$WHAT" != x509 ]; then rotate_jwt; fi

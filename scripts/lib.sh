@@ -21,6 +21,7 @@ TRUST_DOMAINS=(broker.org stocksmarket.org)
 DEMO_MODE="${SPIRE_DEMO_MODE:-local}"
 DEMO_PROFILE="${SPIRE_DEMO_PROFILE:-https_spiffe}"
 DEMO_FEDERATION="${SPIRE_DEMO_FEDERATION:-config}"
+DEMO_AUTH="${SPIRE_DEMO_AUTH:-mtls}"
 
 # Paths inside the containers (docker-compose.yml sets the same values).
 DOCKER_SERVER_SOCKET="/tmp/spire-server/private/api.sock"
@@ -56,6 +57,8 @@ demo_init() {
       --profile=*) DEMO_PROFILE="${1#--profile=}"; shift ;;
       --federation) [ $# -ge 2 ] || die "--federation needs a value: config or api"; DEMO_FEDERATION="$2"; shift 2 ;;
       --federation=*) DEMO_FEDERATION="${1#--federation=}"; shift ;;
+      --auth) [ $# -ge 2 ] || die "--auth needs a value: mtls or jwt"; DEMO_AUTH="$2"; shift 2 ;;
+      --auth=*) DEMO_AUTH="${1#--auth=}"; shift ;;
       -h | --help)
         printf 'usage: %s %s\n' "$(basename "$0")" "$DEMO_USAGE"
         printf '  --mode local      (default) SPIRE and the services run as processes on this machine\n'
@@ -64,7 +67,9 @@ demo_init() {
         printf '  --profile https_web     bundle endpoints present a Web PKI certificate (no bootstrap)\n'
         printf '  --federation config     (default) federates_with in the server configs\n'
         printf '  --federation api        step 2 creates the relationships (spire-server federation create)\n'
-        printf 'Also: SPIRE_DEMO_MODE, SPIRE_DEMO_PROFILE, SPIRE_DEMO_FEDERATION.\n'
+        printf '  --auth mtls       (default) the webapp authenticates with its X.509-SVID (mutual TLS)\n'
+        printf '  --auth jwt        the webapp sends a JWT-SVID over TLS that authenticates the quotes service\n'
+        printf 'Also: SPIRE_DEMO_MODE, SPIRE_DEMO_PROFILE, SPIRE_DEMO_FEDERATION, SPIRE_DEMO_AUTH.\n'
         exit 0
         ;;
       *) die "unknown argument '$1' (usage: $(basename "$0") $DEMO_USAGE)" ;;
@@ -82,11 +87,16 @@ demo_init() {
     config | api) ;;
     *) die "unknown federation '$DEMO_FEDERATION': use --federation config or --federation api (or SPIRE_DEMO_FEDERATION)" ;;
   esac
+  case "$DEMO_AUTH" in
+    mtls | jwt) ;;
+    *) die "unknown auth '$DEMO_AUTH': use --auth mtls or --auth jwt (or SPIRE_DEMO_AUTH)" ;;
+  esac
   export SPIRE_DEMO_MODE="$DEMO_MODE" SPIRE_DEMO_PROFILE="$DEMO_PROFILE" SPIRE_DEMO_FEDERATION="$DEMO_FEDERATION"
+  export SPIRE_DEMO_AUTH="$DEMO_AUTH"
   if [ "$DEMO_MODE" = docker ]; then docker_init; fi
 }
 
-DEMO_USAGE="[--mode local|docker] [--profile https_spiffe|https_web] [--federation config|api]"
+DEMO_USAGE="[--mode local|docker] [--profile https_spiffe|https_web] [--federation config|api] [--auth mtls|jwt]"
 
 # ---------------------------------------------------------------- Docker mode: engine and compose
 

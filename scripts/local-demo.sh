@@ -5,7 +5,7 @@
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-demo_init --mode local
+demo_init --mode local "$@"
 cd "$DEMO_ROOT"
 
 for name in broker-webapp stock-quotes-service agent-broker-webapp agent-stock-quotes-service \
@@ -36,7 +36,7 @@ scripts/start-servers.sh --mode local
 ./3-create-registration-entries.sh --mode local
 scripts/start-services.sh --mode local
 
-say "open http://localhost:8080/quotes"
+say "open http://localhost:8080/quotes ($DEMO_AUTH road: $([ "$DEMO_AUTH" = jwt ] && echo "TLS + JWT-SVID bearer token" || echo "SPIFFE mTLS"))"
 note "logs: .data/logs/   stop: Ctrl-C here, or npm run stop from another shell"
 note "beyond the tutorial: ./4-rotate-ca.sh in another shell rotates a CA while the page keeps working"
 # Stay in the foreground while the webapp runs; `npm run stop` elsewhere ends this too.

@@ -99,9 +99,9 @@ fi
 chmod 755 "$DEMO_DATA" "$(sockets_dir)"
 
 start_service stock-quotes-service "$QUOTES_USER" stocksmarket.org \
-  --host 127.0.0.1 --port 8090 --health-port 8091
+  --host 127.0.0.1 --port 8090 --health-port 8091 --auth "$DEMO_AUTH"
 start_service broker-webapp "$WEBAPP_USER" broker.org \
-  --host 127.0.0.1 --port 8080 --quotes-url https://localhost:8090/quotes
+  --host 127.0.0.1 --port 8080 --quotes-url https://localhost:8090/quotes --auth "$DEMO_AUTH"
 
 webapp_up() {
   "$NODE" -e 'fetch("http://127.0.0.1:8080/healthz").then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))'

@@ -12,7 +12,7 @@ import type { Logger } from "pino";
 import { CoalescedCall } from "./coalesce.js";
 import { CONTENT_SECURITY_POLICY, type PageView, renderQuotesPage } from "./page.js";
 import type { Quote } from "./quote.js";
-import { type BundleHistory, type TrustView, trustJson } from "./trust.js";
+import { type BundleHistory, type JwtTrustView, type TrustView, trustJson } from "./trust.js";
 import type { QuotesClient } from "./upstream.js";
 
 /** The parts of X509Source the webapp reads. */
@@ -40,6 +40,8 @@ export interface WebappDeps {
   quotesId: SpiffeId;
   /** The bundles held and when each changed (fed from the source's bundlesChanged). */
   bundleHistory: BundleHistory;
+  /** JWT road: the JWT authorities and the signer of our current token, for the trust panel. */
+  jwtTrust?: () => JwtTrustView;
   log: Logger;
 }
 
@@ -49,6 +51,7 @@ export function createWebapp({
   client,
   quotesId,
   bundleHistory,
+  jwtTrust,
   log,
 }: WebappDeps): Express {
   let lastQuotes: readonly Quote[] = [];
@@ -73,6 +76,7 @@ export function createWebapp({
   const trust = (): TrustView => ({
     bundles: bundleHistory.view(),
     quotesIssuer: client.peerIssuer,
+    ...(jwtTrust === undefined ? {} : { jwt: jwtTrust() }),
   });
 
   // Page loads that arrive while a call to the quotes service is in flight share it

@@ -3,10 +3,12 @@
 import { createServer } from "node:http";
 import {
   closeServer,
+  DEMO_WORKLOAD_API_BACKOFF,
   expressServerOptions,
   listen,
   runService,
 } from "@federation-demo/service-kit";
+import { JwtSource } from "@federation-demo/spiffe";
 import { createWebapp } from "./app.js";
 import { parseOptions } from "./options.js";
 import { BundleHistory } from "./trust.js";
@@ -16,7 +18,25 @@ await runService({
   name: "broker-webapp",
   parseOptions,
   async serve({ options, log, source, onShutdown }) {
+    // The JWT road: a JWT-SVID for the quotes service's audience, cached and refreshed by
+    // the source before it expires; and the JWT bundles, for the trust panel.
+    const jwtSource =
+      options.auth === "jwt"
+        ? new JwtSource({
+            address: options.socket,
+            backoff: DEMO_WORKLOAD_API_BACKOFF,
+            logger: log.child({ component: "workload-api-jwt" }),
+          })
+        : undefined;
+    if (jwtSource !== undefined) onShutdown(() => jwtSource.close());
+    const audience = options.quotesId.toString();
     const client = new QuotesClient({
+      ...(jwtSource === undefined
+        ? {}
+        : {
+            bearer: (fresh: boolean) =>
+              fresh ? jwtSource.refetchJwtSvid({ audience }) : jwtSource.fetchJwtSvid({ audience }),
+          }),
       url: options.quotesUrl,
       quotesId: options.quotesId,
       svidSource: source,
@@ -35,7 +55,29 @@ await runService({
       client.dropConnections();
     });
     // Unlike the original, the page is served at once and explains while there is no SVID.
-    const app = createWebapp({ source, client, quotesId: options.quotesId, bundleHistory, log });
+    jwtSource?.on("svidFetched", (svid) =>
+      log.info({ keyId: svid.keyId, expiresAt: svid.expiresAt.toISOString() }, "new JWT-SVID"),
+    );
+    const jwtTrust =
+      jwtSource &&
+      (() => ({
+        bundles: jwtSource
+          .getJwtBundles()
+          .bundles()
+          .map((bundle) => ({ trustDomain: bundle.trustDomain.name, keyIds: bundle.keyIds() })),
+        signedBy: client.lastToken && {
+          trustDomain: client.lastToken.id.trustDomain.name,
+          keyId: client.lastToken.keyId,
+        },
+      }));
+    const app = createWebapp({
+      source,
+      client,
+      quotesId: options.quotesId,
+      bundleHistory,
+      log,
+      ...(jwtTrust === undefined ? {} : { jwtTrust }),
+    });
     const server = createServer(expressServerOptions(app), app);
     onShutdown(() => closeServer(server));
     onShutdown(() => client.close());

@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import type { Quote } from "./quote.js";
-import type { AuthorityView, TrustView } from "./trust.js";
+import type { AuthorityView, JwtTrustView, TrustView } from "./trust.js";
 
 /** What the quotes page shows. Every string in it is escaped when rendered. */
 export interface PageView {
@@ -173,7 +173,31 @@ function trustBlock(trust: TrustView): string {
     '<section class="trust"><h2>Trust</h2><dl>' +
     (bundles.length === 0 ? "<dt>Bundles</dt><dd>none yet</dd>" : bundles.join("")) +
     `<dt>Quotes service's certificate issued by</dt><dd>${escapeHtml(issuerText)}</dd>` +
+    (trust.jwt === undefined ? "" : jwtTrustBlock(trust.jwt)) +
     "</dl></section>"
+  );
+}
+
+/** JWT road: each trust domain's JWT authorities, the one that signed our token marked. */
+function jwtTrustBlock(jwt: JwtTrustView): string {
+  const signer = jwt.signedBy;
+  const rows = jwt.bundles.map((bundle) => {
+    const items = bundle.keyIds
+      .map((keyId) =>
+        signer?.trustDomain === bundle.trustDomain && signer.keyId === keyId
+          ? `<li class="issuer">${escapeHtml(keyId)}: signed the webapp's current JWT-SVID</li>`
+          : `<li>${escapeHtml(keyId)}</li>`,
+      )
+      .join("");
+    return `<dt>${escapeHtml(bundle.trustDomain)} JWT authorities (key IDs)</dt><dd><ul>${items}</ul></dd>`;
+  });
+  const signedBy =
+    signer === undefined
+      ? "(no token yet)"
+      : `${signer.trustDomain} key ${signer.keyId ?? "(no kid)"}`;
+  return (
+    (rows.length === 0 ? "<dt>JWT bundles</dt><dd>none yet</dd>" : rows.join("")) +
+    `<dt>Webapp's JWT-SVID signed by</dt><dd>${escapeHtml(signedBy)}</dd>`
   );
 }
 

@@ -23,11 +23,21 @@ export interface IssuerView {
   authority: AuthorityView | undefined;
 }
 
+/** The JWT half of the trust panel (JWT road only). */
+export interface JwtTrustView {
+  /** Each trust domain's JWT authorities (key IDs), sorted by trust domain. */
+  bundles: readonly { trustDomain: string; keyIds: readonly string[] }[];
+  /** The key that signed the webapp's current JWT-SVID, and its trust domain. */
+  signedBy: { trustDomain: string; keyId: string | undefined } | undefined;
+}
+
 /** What the trust panel and /healthz show. */
 export interface TrustView {
   bundles: readonly BundleView[];
   /** The authority that issued the quotes service's certificate on the latest connection. */
   quotesIssuer: IssuerView | undefined;
+  /** On the JWT road: the JWT authorities and which one signed our token. */
+  jwt?: JwtTrustView;
 }
 
 const SHORT_FINGERPRINT_BYTES = 8;
@@ -105,6 +115,7 @@ export function trustJson(view: TrustView): object {
       changedAt: b.changedAt.toISOString(),
       authorities: b.authorities.map(authority),
     })),
+    ...(view.jwt === undefined ? {} : { jwt: view.jwt }),
     quotesServiceIssuer:
       view.quotesIssuer === undefined
         ? null

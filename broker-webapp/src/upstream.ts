@@ -1,8 +1,11 @@
+import type { X509Certificate } from "node:crypto";
 import {
   authorizeID,
+  type JwtSvid,
   mtlsConnector,
   SpiffeError,
   type SpiffeId,
+  tlsConnector,
   type X509BundleSource,
   type X509SvidSource,
 } from "@federation-demo/spiffe";
@@ -35,6 +38,12 @@ export interface QuotesClientOptions {
   maxBytes?: number;
   /** Told why a request is sent a second time, on a new connection (for the log). */
   onRetry?: (reason: string) => void;
+  /**
+   * The JWT road: the token to send as `Authorization: Bearer`, the cached one (a
+   * JwtSource refreshes it before it expires) or, with `fresh`, a new one from the agent.
+   * The connection then authenticates the server only and presents no client certificate.
+   */
+  bearer?: (fresh: boolean) => Promise<JwtSvid>;
 }
 
 /**
@@ -62,23 +71,29 @@ export class QuotesClient {
   /** Connections this client began to open (each one a call of the connector). */
   #connectAttempts = 0;
   #retries = 0;
+  readonly #bearer: ((fresh: boolean) => Promise<JwtSvid>) | undefined;
+  #lastToken: JwtSvid | undefined;
 
   constructor(options: QuotesClientOptions) {
     this.url = options.url;
     this.#timeoutMs = options.timeoutMs ?? 2000;
     this.#maxBytes = options.maxBytes ?? 256 * 1024;
     this.#onRetry = options.onRetry ?? (() => {});
-    const connect = mtlsConnector({
-      svidSource: options.svidSource,
+    this.#bearer = options.bearer;
+    const serverCheck = {
       bundleSource: options.bundleSource,
       authorizer: authorizeID(options.quotesId),
       connectTimeoutMs: this.#timeoutMs,
-      onPeerVerified: (peerId, chain) => {
+      onPeerVerified: (peerId: SpiffeId, chain: readonly X509Certificate[]) => {
         this.#verifiedPeer = peerId;
         this.#peerIssuer = issuerView(peerId.trustDomain, chain);
         this.#handshakes += 1;
       },
-    });
+    };
+    const connect =
+      this.#bearer === undefined
+        ? mtlsConnector({ ...serverCheck, svidSource: options.svidSource })
+        : tlsConnector(serverCheck);
     this.#createAgent = () =>
       new Agent({
         // The page reloads every second: keep the connection for longer than that.
@@ -118,6 +133,11 @@ export class QuotesClient {
     return this.#handshakes;
   }
 
+  /** The JWT-SVID sent with the latest request (JWT road only). */
+  get lastToken(): JwtSvid | undefined {
+    return this.#lastToken;
+  }
+
   /** How many requests were sent a second time after a kept-alive connection closed under them. */
   get retries(): number {
     return this.#retries;
@@ -152,11 +172,11 @@ export class QuotesClient {
   }
 
   /** The response's status and headers, sent a second time if the rules above allow. */
-  async #send(signal: AbortSignal): Promise<Dispatcher.ResponseData> {
+  async #send(signal: AbortSignal, authorization?: string): Promise<Dispatcher.ResponseData> {
     const agent = this.#agent;
     const connectAttempts = this.#connectAttempts;
     try {
-      return await this.#request(agent, signal);
+      return await this.#request(agent, signal, authorization);
     } catch (error) {
       const code = (error as { code?: unknown }).code;
       const onKeptAliveConnection = this.#connectAttempts === connectAttempts;
@@ -168,21 +188,50 @@ export class QuotesClient {
       // The server is likely closing its other idle connections too: start afresh, so
       // the second attempt (and the next calls) get a new connection.
       if (this.#agent === agent) this.dropConnections();
-      return await this.#request(this.#agent, signal);
+      return await this.#request(this.#agent, signal, authorization);
     }
   }
 
-  #request(agent: Agent, signal: AbortSignal): Promise<Dispatcher.ResponseData> {
+  #request(
+    agent: Agent,
+    signal: AbortSignal,
+    authorization: string | undefined,
+  ): Promise<Dispatcher.ResponseData> {
     return request(this.url, {
       dispatcher: agent,
       method: "GET",
-      headers: { accept: "application/json" },
+      headers:
+        authorization === undefined
+          ? { accept: "application/json" }
+          : { accept: "application/json", authorization },
       signal,
     });
   }
 
+  /** `Bearer <token>` on the JWT road (undefined on the mTLS road). */
+  async #authorization(fresh: boolean): Promise<string | undefined> {
+    if (this.#bearer === undefined) return undefined;
+    try {
+      this.#lastToken = await this.#bearer(fresh);
+    } catch (error) {
+      throw new UpstreamError(`no JWT-SVID to send: ${(error as Error).message}`, {
+        cause: error,
+      });
+    }
+    return `Bearer ${this.#lastToken.token}`;
+  }
+
   async #fetchBody(signal: AbortSignal): Promise<string> {
-    const response = await this.#send(signal);
+    let response = await this.#send(signal, await this.#authorization(false));
+    if (response.statusCode === 401 && this.#bearer !== undefined) {
+      // The cached token was refused: its key may have been revoked, and the quotes
+      // service heard of it before our own bundle did. Once more with a fresh token.
+      await response.body.dump({ limit: this.#maxBytes }).catch(() => {});
+      this.#onRetry(
+        "the quotes service refused the cached JWT-SVID (401): sent again with a fresh one",
+      );
+      response = await this.#send(signal, await this.#authorization(true));
+    }
     if (response.statusCode !== 200) {
       // Read (a bounded amount of) the body so the connection can be reused.
       await response.body.dump({ limit: this.#maxBytes }).catch(() => {});

@@ -1,5 +1,7 @@
 // The micro-benchmarks of `npm run bench`: how long the SPIFFE hot paths take on this machine.
 // - verifyX509Svid for EC P-256 and RSA-2048 chains (leaf + intermediate);
+// - parseAndValidateJwtSvid for ES256 and RS256 tokens (what the quotes service does per
+//   request on the JWT road);
 // - mTLS requests over one kept-alive undici Agent vs. a new Agent (a new TLS
 //   handshake) per request, which is what the original Go webapp did per page load.
 // It needs `npm run build` first and talks only to 127.0.0.1.
@@ -8,14 +10,19 @@ import {
   authorizeID,
   createMtlsAgent,
   createMtlsHttpsServer,
+  JwtBundle,
+  JwtBundleSet,
+  parseAndValidateJwtSvid,
   parseWorkloadId,
+  TrustDomain,
   verifyX509Svid,
   X509BundleSet,
 } from "@federation-demo/spiffe";
-import { TestCa } from "@federation-demo/spiffe/testing";
+import { TestCa, TestJwtKey } from "@federation-demo/spiffe/testing";
 import { request } from "undici";
 
 const VERIFY_ROUNDS = 2_000;
+const JWT_ROUNDS = 5_000;
 const REQUEST_ROUNDS = 300;
 
 function report(name, rounds, elapsedMs) {
@@ -41,6 +48,19 @@ async function benchVerify(keyAlgorithm) {
     VERIFY_ROUNDS,
     performance.now() - start,
   );
+}
+
+async function benchJwt(algorithm) {
+  const key = TestJwtKey.generate(algorithm);
+  const bundles = new JwtBundleSet([
+    new JwtBundle(TrustDomain.parse("broker.org"), [key.authority()]),
+  ]);
+  const audience = "spiffe://stocksmarket.org/quotes-service";
+  const token = key.issue("spiffe://broker.org/webapp", audience, 300);
+  await parseAndValidateJwtSvid(token, bundles, audience);
+  const start = performance.now();
+  for (let i = 0; i < JWT_ROUNDS; i += 1) await parseAndValidateJwtSvid(token, bundles, audience);
+  report(`parseAndValidateJwtSvid, ${algorithm}`, JWT_ROUNDS, performance.now() - start);
 }
 
 async function benchRequests() {
@@ -105,5 +125,7 @@ export async function runMicroBenchmarks() {
   console.log(`Micro-benchmarks (node ${process.version}, ${process.platform}/${process.arch}):`);
   await benchVerify("ec-p256");
   await benchVerify("rsa-2048");
+  await benchJwt("ES256");
+  await benchJwt("RS256");
   await benchRequests();
 }

@@ -6,7 +6,7 @@ import { availableParallelism, cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
-import { FakeWorkloadApi, TestCa } from "@federation-demo/spiffe/testing";
+import { FakeWorkloadApi, jwksOf, TestCa, TestJwtKey } from "@federation-demo/spiffe/testing";
 import { sTime, wrk } from "./loadgen.mjs";
 import { neverClosingTargets, runNeverClosingPhase } from "./never-closing.mjs";
 import { requireCommand, rssMb, ServiceProcess, stopAll, watch } from "./processes.mjs";
@@ -68,6 +68,19 @@ async function startFederation(dir) {
     ],
     federatedBundles: { "spiffe://broker.org": brokerCa.bundleDer() },
   });
+  // The JWT road: each agent streams both trust domains' JWT bundles (as after federation)
+  // and the broker's agent signs the webapp's JWT-SVIDs with an ES256 key, as SPIRE does.
+  const brokerJwtKey = TestJwtKey.generate("ES256");
+  const stocksJwtKey = TestJwtKey.generate("ES256");
+  const jwtBundles = {
+    "spiffe://broker.org": jwksOf([brokerJwtKey]),
+    "spiffe://stocksmarket.org": jwksOf([stocksJwtKey]),
+  };
+  brokerApi.setJwtBundles(jwtBundles);
+  stocksApi.setJwtBundles(jwtBundles);
+  brokerApi.setJwtSvids(({ audience }) => [
+    { spiffeId: WEBAPP_ID, token: brokerJwtKey.issue(WEBAPP_ID, audience, 300) },
+  ]);
   // Files for the load generator (the webapp's SVID) and the plain Node server (the quotes
   // service's SVID, and the broker's bundle as its CA list).
   const files = {
@@ -96,11 +109,13 @@ async function startFederation(dir) {
 
 const isListening = (line) => typeof line.port === "number" && /listening/.test(line.msg);
 
-/** The quotes service with the launchers' flags, once it listens. */
-async function startQuotesService(federation) {
+/** The quotes service with the launchers' flags on the given road, once it listens. */
+async function startQuotesService(federation, auth = "mtls") {
   const quotes = new ServiceProcess("stock-quotes-service", [
     ...SERVICE_NODE_ARGS,
     join(ROOT, "stock-quotes-service/dist/main.js"),
+    "--auth",
+    auth,
     "--host",
     "127.0.0.1",
     "--port",
@@ -121,11 +136,14 @@ async function startPlainServer(files) {
   return { process: plain, port: (await plain.waitFor(isListening, "listening")).port };
 }
 
-async function startServices(federation) {
-  const { process: quotes, port: quotesPort } = await startQuotesService(federation);
+/** Both services on the given road ("mtls" or "jwt"), once the page shows quotes. */
+async function startServices(federation, auth = "mtls") {
+  const { process: quotes, port: quotesPort } = await startQuotesService(federation, auth);
   const webapp = new ServiceProcess("broker-webapp", [
     ...SERVICE_NODE_ARGS,
     join(ROOT, "broker-webapp/dist/main.js"),
+    "--auth",
+    auth,
     "--host",
     "127.0.0.1",
     "--port",
@@ -437,6 +455,41 @@ async function runLoadPhases(federation, { seconds, repeats, clients }) {
     memory.afterChurn = { quotes: rssMb(services.quotes.pid), plain: rssMb(plain.pid) };
 
     printTables({ webappRuns, handshakeRuns, memory, seconds, clients });
+
+    // The JWT road: the same page, the webapp authenticating with a JWT-SVID bearer token
+    // over TLS that authenticates only the quotes service, which validates each token.
+    await Promise.all([services.webapp.stop(), services.quotes.stop()]);
+    const jwtServices = await startServices(federation, "jwt");
+    started.push(jwtServices.webapp, jwtServices.quotes);
+    await wrk(`http://127.0.0.1:${jwtServices.webPort}/quotes`, { connections: 16, seconds: 2 });
+    console.log("JWT road runs:");
+    const jwtRates = [];
+    for (let round = 1; round <= repeats; round += 1) {
+      const run = await wrk(`http://127.0.0.1:${jwtServices.webPort}/quotes`, {
+        connections: 64,
+        seconds,
+      });
+      jwtRates.push(run.perSecond);
+      console.log(
+        `  round ${round}, 64 connections: /quotes ${fixed(run.perSecond)}/s, p50 ${fixed(run.p50, 2)} ms, ` +
+          `p99 ${fixed(run.p99, 2)} ms, errors ${run.errors}; load ${load()}`,
+      );
+    }
+    const mtlsRates = webappRuns.filter((r) => r.connections === 64).map((r) => r.full.perSecond);
+    console.log(
+      `\nPage loads per second at 64 connections, median (min-max) of ${repeats} runs:\n`,
+    );
+    table(
+      ["road", "/quotes loads/s", "ratio to mTLS"],
+      [
+        ["mTLS (X.509-SVIDs both ways)", spread(mtlsRates), "1.00"],
+        [
+          "JWT (TLS + JWT-SVID bearer token, validated per request)",
+          spread(jwtRates),
+          fixed(median(jwtRates) / median(mtlsRates), 2),
+        ],
+      ],
+    );
   } finally {
     await Promise.all(started.map((child) => child.stop()));
   }

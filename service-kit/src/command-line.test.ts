@@ -40,7 +40,15 @@ describe("command-line options shared by the services", () => {
       host: "0.0.0.0",
       socket: DEFAULT_SOCKET,
       logLevel: "info",
+      auth: "mtls",
     });
+  });
+
+  test("--auth: mtls by default, jwt from SPIRE_DEMO_AUTH or the flag, nothing else", () => {
+    assert.equal(parse([], { SPIRE_DEMO_AUTH: "jwt" }).auth, "jwt");
+    assert.equal(parse(["--auth", "jwt"]).auth, "jwt");
+    assert.equal(parse(["--auth", "mtls"], { SPIRE_DEMO_AUTH: "jwt" }).auth, "mtls");
+    usageError(() => parse(["--auth", "basic"]), /--auth/);
   });
 
   test("the service's own options come with the common ones; extra arguments are refused", () => {

@@ -70,6 +70,20 @@ export function socketOption(env: NodeJS.ProcessEnv): Option {
   );
 }
 
+/** How the webapp authenticates to the quotes service: the tutorial's mTLS, or a JWT-SVID. */
+export type AuthMode = "mtls" | "jwt";
+
+/** --auth mtls|jwt, default SPIRE_DEMO_AUTH or mtls. */
+export function authOption(env: NodeJS.ProcessEnv): Option {
+  const fromEnv = env.SPIRE_DEMO_AUTH === "jwt" ? "jwt" : "mtls";
+  return new Option(
+    "--auth <mode>",
+    "how the webapp authenticates to the quotes service: mtls (X.509-SVIDs both ways) or jwt (TLS with the server's X.509-SVID, a JWT-SVID bearer token from the client) (env SPIRE_DEMO_AUTH)",
+  )
+    .choices(["mtls", "jwt"])
+    .default(fromEnv);
+}
+
 /** `--log-level <level>`, one of LOG_LEVELS, by default info. */
 export function logLevelOption(): Option {
   return new Option("--log-level <level>", "log level").choices(LOG_LEVELS).default("info");
@@ -110,6 +124,8 @@ export interface ServiceOptions {
   socket: WorkloadApiAddress;
   /** pino's level. */
   logLevel: string;
+  /** mtls (the tutorial) or jwt (a JWT-SVID bearer token over server-authenticated TLS). */
+  auth: AuthMode;
 }
 
 /** What serviceCommand needs to know about a service. */
@@ -123,15 +139,16 @@ export interface ServiceCommandSpec {
 }
 
 /**
- * A command with the options every service takes (--port, --host, --socket); the service
- * adds its own, then parses with parseServiceCommand.
+ * A command with the options every service takes (--port, --host, --socket, --auth); the
+ * service adds its own, then parses with parseServiceCommand.
  */
 export function serviceCommand(spec: ServiceCommandSpec, env: NodeJS.ProcessEnv): Command {
   return new Command(spec.name)
     .description(spec.description)
     .addOption(portOption(spec.port.description, spec.port.default))
     .addOption(hostOption())
-    .addOption(socketOption(env));
+    .addOption(socketOption(env))
+    .addOption(authOption(env));
 }
 
 /**

@@ -6,7 +6,7 @@ import {
   type SvidHealth,
 } from "@federation-demo/service-kit";
 import { peerIdOf } from "@federation-demo/spiffe";
-import type { Express } from "express";
+import type { Express, RequestHandler } from "express";
 import type { Logger } from "pino";
 import type { QuoteBook } from "./quotes.js";
 
@@ -16,17 +16,22 @@ export interface QuotesAppOptions {
   log: Logger;
   /** What /healthz reports. */
   health: () => SvidHealth;
+  /**
+   * Runs before every route: on the JWT road, the JWT-SVID check (on the mTLS road the
+   * TLS layer has already authenticated and authorized the client).
+   */
+  authenticate?: RequestHandler;
 }
 
 /** The routes served over mTLS: GET /quotes, GET /healthz; 405 for other methods, 404 elsewhere. */
-export function createQuotesApp({ book, log, health }: QuotesAppOptions): Express {
+export function createQuotesApp({ book, log, health, authenticate }: QuotesAppOptions): Express {
   const app = createExpressApp();
 
   app.use((req, res, next) => {
     res.on("finish", () => {
       log.debug(
         {
-          peer: peerIdOf(req)?.toString(),
+          peer: peerIdOf(req)?.toString() ?? res.locals.peer,
           method: req.method,
           path: req.path,
           status: res.statusCode,
@@ -36,6 +41,7 @@ export function createQuotesApp({ book, log, health }: QuotesAppOptions): Expres
     });
     next();
   });
+  if (authenticate !== undefined) app.use(authenticate);
 
   app.get("/quotes", (_req, res) => {
     res.set("Cache-Control", "no-store").json(book.next());

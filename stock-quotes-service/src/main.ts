@@ -5,6 +5,7 @@ import {
   capConnections,
   closeServer,
   connectionLimitOptions,
+  DEMO_WORKLOAD_API_BACKOFF,
   expressServerOptions,
   listen,
   runService,
@@ -14,9 +15,12 @@ import {
   AuthorizationError,
   authorizeID,
   createMtlsHttpsServer,
+  createTlsHttpsServer,
+  JwtSource,
   SpiffeError,
 } from "@federation-demo/spiffe";
 import { createHealthApp, createQuotesApp } from "./app.js";
+import { requireJwtSvid } from "./jwt-auth.js";
 import { parseOptions } from "./options.js";
 import { QuoteBook } from "./quotes.js";
 
@@ -27,6 +31,24 @@ await runService({
     // `stopping` is read later, so it stays on the context (destructuring would copy it).
     const { options, log, source, onShutdown } = context;
     const health = () => svidHealth(source);
+    // The JWT road: the JWT bundles of every trust domain, to validate bearer tokens locally.
+    const jwtSource =
+      options.auth === "jwt"
+        ? new JwtSource({
+            address: options.socket,
+            backoff: DEMO_WORKLOAD_API_BACKOFF,
+            logger: log.child({ component: "workload-api-jwt" }),
+          })
+        : undefined;
+    if (jwtSource !== undefined) {
+      onShutdown(() => jwtSource.close());
+      jwtSource.on("bundlesChanged", (bundles) => {
+        const keys = Object.fromEntries(
+          bundles.bundles().map((bundle) => [bundle.trustDomain.name, bundle.keyIds()]),
+        );
+        log.info({ jwtAuthorities: keys }, "JWT bundles changed");
+      });
+    }
 
     if (options.healthPort !== undefined) {
       const healthApp = createHealthApp(health, log);
@@ -40,45 +62,61 @@ await runService({
     await source.ready();
     if (context.stopping) return;
 
-    const app = createQuotesApp({ book: new QuoteBook(), log, health });
-    const server = createMtlsHttpsServer(
-      {
-        svidSource: source,
-        bundleSource: source,
-        authorizer: authorizeID(options.authorizedId),
-        // Kept-alive clients were authenticated under the old bundles: when they change (a
-        // trust domain federated or dropped, a CA rotated), they connect and are verified again.
-        trustChanges: source,
-        onPeerRejected: (error, remoteAddress) => {
-          log.warn(
-            {
-              remoteAddress,
-              peer: error instanceof AuthorizationError ? error.peerId.toString() : undefined,
-              code: error instanceof SpiffeError ? error.code : undefined,
-              reason: error.message,
+    const authenticate =
+      jwtSource &&
+      requireJwtSvid({
+        bundles: jwtSource,
+        audience: () => source.getX509Svid()?.id.toString(),
+        authorizedId: options.authorizedId,
+        log,
+      });
+    const app = createQuotesApp({ book: new QuoteBook(), log, health, authenticate });
+    const onNoSvid = (error: Error, remoteAddress: string | undefined) =>
+      log.warn({ remoteAddress, reason: error.message }, "connection dropped");
+    // Other organisations' clients reach this port: bound how long a connection may sit
+    // idle or half set up, and how many there may be (each one costs native memory).
+    const serverOptions = {
+      ...expressServerOptions(app),
+      ...connectionLimitOptions(options.limits),
+    };
+    const server = jwtSource
+      ? createTlsHttpsServer({ svidSource: source, onPeerRejected: onNoSvid }, app, serverOptions)
+      : createMtlsHttpsServer(
+          {
+            svidSource: source,
+            bundleSource: source,
+            authorizer: authorizeID(options.authorizedId),
+            // Kept-alive clients were authenticated under the old bundles: when they change (a
+            // trust domain federated or dropped, a CA rotated), they connect and are verified again.
+            trustChanges: source,
+            onPeerRejected: (error, remoteAddress) => {
+              log.warn(
+                {
+                  remoteAddress,
+                  peer: error instanceof AuthorizationError ? error.peerId.toString() : undefined,
+                  code: error instanceof SpiffeError ? error.code : undefined,
+                  reason: error.message,
+                },
+                "peer rejected",
+              );
             },
-            "peer rejected",
-          );
-        },
-        onPeerAccepted: (peerId, socket) => {
-          // Copying the peer's certificate costs native memory: only when it is logged.
-          if (!log.isLevelEnabled("debug")) return;
-          const peerSvid = socket.getPeerX509Certificate();
-          log.debug(
-            {
-              peer: peerId.toString(),
-              remoteAddress: socket.remoteAddress,
-              peerSvidExpiresAt: peerSvid && new Date(peerSvid.validTo).toISOString(),
+            onPeerAccepted: (peerId, socket) => {
+              // Copying the peer's certificate costs native memory: only when it is logged.
+              if (!log.isLevelEnabled("debug")) return;
+              const peerSvid = socket.getPeerX509Certificate();
+              log.debug(
+                {
+                  peer: peerId.toString(),
+                  remoteAddress: socket.remoteAddress,
+                  peerSvidExpiresAt: peerSvid && new Date(peerSvid.validTo).toISOString(),
+                },
+                "peer accepted",
+              );
             },
-            "peer accepted",
-          );
-        },
-      },
-      app,
-      // Other organisations' clients reach this port: bound how long a connection may sit
-      // idle or half set up, and how many there may be (each one costs native memory).
-      { ...expressServerOptions(app), ...connectionLimitOptions(options.limits) },
-    );
+          },
+          app,
+          serverOptions,
+        );
     onShutdown(() => closeServer(server));
     capConnections(server, options.limits, log, "--max-connections");
     // Registered after the server's own listener, so this is logged once they are closed.
@@ -87,8 +125,15 @@ await runService({
     });
     const port = await listen(server, options.port, options.host, "--port");
     log.info(
-      { host: options.host, port, authorizedId: options.authorizedId.toString() },
-      `listening for HTTPS with SPIFFE mTLS on ${options.host}:${port}`,
+      {
+        host: options.host,
+        port,
+        authorizedId: options.authorizedId.toString(),
+        auth: options.auth,
+      },
+      jwtSource
+        ? `listening for HTTPS (TLS with our X.509-SVID; clients send a JWT-SVID) on ${options.host}:${port}`
+        : `listening for HTTPS with SPIFFE mTLS on ${options.host}:${port}`,
     );
   },
 });

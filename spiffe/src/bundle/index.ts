@@ -1,1 +1,3 @@
+export * from "./jwtbundle.js";
+export * from "./spiffebundle.js";
 export * from "./x509bundle.js";

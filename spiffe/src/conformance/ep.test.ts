@@ -41,7 +41,7 @@ function startHarness(t: TestContext, endpoint: string): HarnessProcess {
 /** EP-5/EP-6: retried with backoff, not in a tight loop (< 20 calls/s on average). */
 async function retriesWithBackoff(t: TestContext, code: status): Promise<void> {
   const fake = await startFake(t);
-  fake.failNext(3, code);
+  fake.failNext(3, code, "FetchX509SVID");
   const harness = startHarness(t, fake.address);
   await harness.ready(20_000);
   const calls = callsOf(fake, "FetchX509SVID");
@@ -72,15 +72,18 @@ describe("EP", { concurrency: true, timeout: 30_000 }, () => {
     const fake = await startFake(t);
     const harness = startHarness(t, fake.address);
     const { controlPort } = await harness.ready();
-    // The X.509 path is the only one the library has; its JWT endpoints answer 501 and
-    // make no call at all.
+    // The JWT path too: the fake has no JWT-SVIDs, so FetchJWTSVID is refused (500), but
+    // the call, like the JWT bundle stream, carries the header.
     const jwt = await fetch(`http://127.0.0.1:${controlPort}/v1/jwt/fetch`, {
       method: "POST",
       body: JSON.stringify({ audience: ["conformance"] }),
     });
-    assert.equal(jwt.status, 501);
+    assert.equal(jwt.status, 500);
     assertEveryCallCarriedHeader(fake);
-    assert.deepEqual(new Set(fake.calls.map((call) => call.method)), new Set(["FetchX509SVID"]));
+    assert.deepEqual(
+      new Set(fake.calls.map((call) => call.method)),
+      new Set(["FetchX509SVID", "FetchJWTBundles", "FetchJWTSVID"]),
+    );
     assert.ok(fake.calls.every((call) => call.status !== status.INVALID_ARGUMENT));
   });
 
@@ -129,10 +132,11 @@ describe("EP", { concurrency: true, timeout: 30_000 }, () => {
     assert.equal(await harness.exited, 1);
     assert.ok(!harness.lines.includes("READY"));
     assert.match(harness.stderr, /INVALID_ARGUMENT/);
-    assert.deepEqual(
-      fake.calls.map((call) => [call.method, call.status]),
-      [["FetchX509SVID", status.INVALID_ARGUMENT]],
-    );
+    // One call per stream (the X.509 and the JWT bundle one), neither retried.
+    assert.deepEqual(fake.calls.map((call) => [call.method, call.status]).sort(), [
+      ["FetchJWTBundles", status.INVALID_ARGUMENT],
+      ["FetchX509SVID", status.INVALID_ARGUMENT],
+    ]);
   });
 
   describe("EP-8 retries when the endpoint is not reachable yet (OPT: retried)", () => {

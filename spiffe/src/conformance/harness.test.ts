@@ -96,13 +96,21 @@ describe("conformance harness (contract v1)", () => {
     assert.equal(rejected.code, "untrusted");
   });
 
-  test("the control port's envelope: 501 for JWT, 500 for what it cannot do", async () => {
+  test("the control port's envelope: 422 for a refused token, 500 for what it cannot do", async () => {
     const port = readiness.controlPort;
-    for (const path of ["/v1/jwt/validate", "/v1/jwt/fetch"]) {
-      const answer = await controlRequest(port, "POST", path, { token: "x", audience: "a" });
-      assert.equal(answer.status, 501, path);
-      assert.equal(answer.body.status, "unsupported");
-    }
+    const validate = await controlRequest(port, "POST", "/v1/jwt/validate", {
+      token: "x",
+      audience: "a",
+    });
+    assert.deepEqual(
+      [validate.status, validate.body.status, validate.body.code],
+      [422, "rejected", "malformed"],
+    );
+    // The fake has no JWT-SVIDs: FetchJWTSVID answers PERMISSION_DENIED.
+    const fetched = await controlRequest(port, "POST", "/v1/jwt/fetch", { audience: ["a"] });
+    assert.deepEqual([fetched.status, fetched.body.status], [500, "error"]);
+    const noAudience = await controlRequest(port, "POST", "/v1/jwt/fetch", { audience: "a" });
+    assert.deepEqual([noAudience.status, noAudience.body.status], [500, "error"]);
     const badBody = await controlRequest(port, "POST", "/v1/x509/dial", { address: "nowhere" });
     assert.deepEqual([badBody.status, badBody.body.status], [500, "error"]);
     // Nothing listens on port 9 of loopback: the dial fails, which is no refusal.

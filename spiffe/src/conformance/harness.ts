@@ -13,8 +13,10 @@
  * - X.509 port: createMtlsTlsServer with the X509Source, authorizing any SPIFFE ID; writes
  *   the client's ID and a newline, then closes. Refused clients get nothing.
  * - Control port (HTTP/1.1, JSON): POST /v1/x509/dial {"address": "host:port"} dials with
- *   connectMtls; the JWT endpoints answer 501 (the library has no JWT-SVID support);
- *   GET /v1/info.
+ *   connectMtls; POST /v1/jwt/validate {"token", "audience"} validates locally with
+ *   parseAndValidateJwtSvid against the JwtSource's bundles; POST /v1/jwt/fetch
+ *   {"audience": [...], "spiffe_id"} calls FetchJWTSVID once (no cache, so the suite sees
+ *   each call and each refusal); GET /v1/info.
  */
 import { readFileSync, realpathSync } from "node:fs";
 import { createServer as createHttpServer, type IncomingMessage, type Server } from "node:http";
@@ -26,10 +28,14 @@ import {
   authorizeAny,
   connectMtls,
   createMtlsTlsServer,
+  JwtSource,
+  JwtSvidError,
   MtlsError,
+  parseAndValidateJwtSvid,
   peerIdOf,
   SpiffeError,
   VerificationError,
+  WorkloadApiClient,
   X509Source,
 } from "../index.js";
 import { messageOf } from "../internal/error-message.js";
@@ -54,6 +60,8 @@ export interface Harness {
   readonly controlPort: number;
   /** The library's source: the current SVID and bundles, and their events. */
   readonly source: X509Source;
+  /** The library's JWT bundles, which /v1/jwt/validate checks tokens against. */
+  readonly jwtSource: JwtSource;
   /** Resolves once the library has an X.509-SVID (the moment to print READY). */
   ready(): Promise<void>;
   close(): Promise<void>;
@@ -144,6 +152,10 @@ export async function openHarness(options: HarnessOptions = {}): Promise<Harness
   const source = new X509Source(
     options.workloadApiAddress === undefined ? {} : { address: options.workloadApiAddress },
   );
+  const addressOption =
+    options.workloadApiAddress === undefined ? {} : { address: options.workloadApiAddress };
+  const jwtSource = new JwtSource(addressOption);
+  const jwtClient = new WorkloadApiClient(addressOption);
   const authorizer = authorizeAny();
 
   const x509Server = createMtlsTlsServer(
@@ -191,6 +203,67 @@ export async function openHarness(options: HarnessOptions = {}): Promise<Harness
     }
   };
 
+  const validate = async (body: unknown): Promise<ControlResponse> => {
+    const { token, audience } = (body ?? {}) as { token?: unknown; audience?: unknown };
+    if (typeof token !== "string" || typeof audience !== "string") {
+      return {
+        httpStatus: 500,
+        body: { status: "error", message: '"token" and "audience" must be strings' },
+      };
+    }
+    try {
+      const svid = await parseAndValidateJwtSvid(token, jwtSource, audience);
+      return {
+        httpStatus: 200,
+        body: { status: "ok", spiffe_id: svid.id.toString(), claims: svid.claims },
+      };
+    } catch (error) {
+      if (error instanceof JwtSvidError) {
+        return {
+          httpStatus: 422,
+          body: { status: "rejected", code: error.code, message: error.message },
+        };
+      }
+      return { httpStatus: 500, body: { status: "error", message: messageOf(error) } };
+    }
+  };
+
+  const fetchJwt = async (body: unknown): Promise<ControlResponse> => {
+    const { audience, spiffe_id } = (body ?? {}) as { audience?: unknown; spiffe_id?: unknown };
+    if (!Array.isArray(audience) || !audience.every((entry) => typeof entry === "string")) {
+      return {
+        httpStatus: 500,
+        body: { status: "error", message: '"audience" must be a list of strings' },
+      };
+    }
+    try {
+      const svids = await jwtClient.fetchJwtSvids({
+        audience,
+        ...(typeof spiffe_id === "string" && spiffe_id !== "" ? { spiffeId: spiffe_id } : {}),
+      });
+      return {
+        httpStatus: 200,
+        body: {
+          status: "ok",
+          svids: svids.map((svid) => ({
+            spiffe_id: svid.id.toString(),
+            token: svid.token,
+            hint: svid.hint,
+          })),
+        },
+      };
+    } catch (error) {
+      const code = error instanceof SpiffeError ? error.code : undefined;
+      return { httpStatus: 500, body: { status: "error", code, message: messageOf(error) } };
+    }
+  };
+
+  const endpoints: Record<string, (body: unknown) => Promise<ControlResponse>> = {
+    "/v1/x509/dial": (body) => dial(body),
+    "/v1/jwt/validate": validate,
+    "/v1/jwt/fetch": fetchJwt,
+  };
+
   const route = async (request: IncomingMessage): Promise<ControlResponse> => {
     const path = new URL(request.url ?? "/", "http://harness").pathname;
     if (path === "/v1/info" && request.method === "GET") {
@@ -204,13 +277,8 @@ export async function openHarness(options: HarnessOptions = {}): Promise<Harness
         },
       };
     }
-    if (path === "/v1/jwt/validate" || path === "/v1/jwt/fetch") {
-      return {
-        httpStatus: 501,
-        body: { status: "unsupported", message: "this library has no JWT-SVID support" },
-      };
-    }
-    if (path !== "/v1/x509/dial") {
+    const endpoint = Object.hasOwn(endpoints, path) ? endpoints[path] : undefined;
+    if (endpoint === undefined) {
       return { httpStatus: 404, body: { status: "error", message: `no endpoint ${path}` } };
     }
     if (request.method !== "POST") {
@@ -223,7 +291,7 @@ export async function openHarness(options: HarnessOptions = {}): Promise<Harness
       const message = `the request body is not JSON: ${messageOf(error)}`;
       return { httpStatus: 500, body: { status: "error", message } };
     }
-    return dial(body);
+    return endpoint(body);
   };
 
   const controlServer = createHttpServer((request, response) => {
@@ -242,12 +310,14 @@ export async function openHarness(options: HarnessOptions = {}): Promise<Harness
 
   const close = async () => {
     source.close();
+    jwtSource.close();
+    jwtClient.close();
     await Promise.all([closeServer(x509Server), closeServer(controlServer)]);
   };
   try {
     const x509Port = await listen(x509Server, options.x509Port ?? 0);
     const controlPort = await listen(controlServer, options.controlPort ?? 0);
-    return { x509Port, controlPort, source, ready: () => source.ready(), close };
+    return { x509Port, controlPort, source, jwtSource, ready: () => source.ready(), close };
   } catch (error) {
     await close();
     throw error;

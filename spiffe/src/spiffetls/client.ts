@@ -1,13 +1,19 @@
 import { isIP } from "node:net";
 import type { Duplex } from "node:stream";
-import { type ConnectionOptions, connect, type SecureContext, type TLSSocket } from "node:tls";
+import {
+  type ConnectionOptions,
+  connect,
+  createSecureContext,
+  type SecureContext,
+  type TLSSocket,
+} from "node:tls";
 import { Agent, type buildConnector } from "undici";
 import { asError } from "../internal/error-message.js";
 import type { VerifiedX509Svid } from "../x509svid/verify.js";
-import type { MtlsClientConfig } from "./config.js";
+import type { MtlsClientConfig, TlsClientConfig } from "./config.js";
 import { MtlsError } from "./errors.js";
 import { authenticatePeer, recordPeerId } from "./peer.js";
-import { clientContexts, currentSvid, type SvidTracker } from "./svid-context.js";
+import { clientContexts, currentSvid, noSvidContextOptions } from "./svid-context.js";
 
 const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 
@@ -50,14 +56,14 @@ function serverNameFor(target: MtlsTarget, host: string): string | undefined {
  * for resumption, so every connection verifies the server under the trust in force.
  */
 export function openMtlsSocket(
-  config: MtlsClientConfig,
-  contexts: SvidTracker<SecureContext>,
+  config: TlsClientConfig,
+  secureContextFor: () => SecureContext,
   target: MtlsTarget,
   done: MtlsConnectCallback,
 ): TLSSocket | undefined {
   let secureContext: SecureContext;
   try {
-    secureContext = contexts.update(currentSvid(config.svidSource));
+    secureContext = secureContextFor();
   } catch (thrown) {
     done(asError(thrown), null);
     return undefined;
@@ -133,6 +139,24 @@ export function openMtlsSocket(
  */
 export function mtlsConnector(config: MtlsClientConfig): buildConnector.connector {
   const contexts = clientContexts();
+  return connectorWith(config, () => contexts.update(currentSvid(config.svidSource)));
+}
+
+/**
+ * A connector for undici that authenticates the server by SPIFFE (its chain against its
+ * own trust domain's bundle, then the authorizer) but presents no certificate: for
+ * servers that authenticate clients otherwise, e.g. by a JWT-SVID bearer token (the
+ * "TLS client" of go-spiffe's tlsconfig).
+ */
+export function tlsConnector(config: TlsClientConfig): buildConnector.connector {
+  const context = createSecureContext(noSvidContextOptions());
+  return connectorWith(config, () => context);
+}
+
+function connectorWith(
+  config: TlsClientConfig,
+  secureContextFor: () => SecureContext,
+): buildConnector.connector {
   return (options, callback) => {
     if (options.protocol !== "https:") {
       callback(
@@ -146,7 +170,7 @@ export function mtlsConnector(config: MtlsClientConfig): buildConnector.connecto
     }
     const socket = openMtlsSocket(
       config,
-      contexts,
+      secureContextFor,
       {
         host: options.hostname,
         port: Number(options.port) || 443,
@@ -174,7 +198,9 @@ export function connectMtls(
   target: { host: string; port: number; servername?: string },
 ): Promise<TLSSocket> {
   return new Promise((resolve, reject) => {
-    openMtlsSocket(config, clientContexts(), target, (error, socket) => {
+    const contexts = clientContexts();
+    const contextFor = () => contexts.update(currentSvid(config.svidSource));
+    openMtlsSocket(config, contextFor, target, (error, socket) => {
       if (error) reject(error);
       else resolve(socket);
     });

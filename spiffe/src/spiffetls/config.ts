@@ -59,3 +59,20 @@ export interface MtlsClientConfig extends MtlsConfig {
   /** Time allowed for TCP connect + handshake + authentication (default 10 000 ms). */
   connectTimeoutMs?: number;
 }
+
+/**
+ * A client that authenticates the server by SPIFFE but presents no certificate (it
+ * authenticates itself otherwise, e.g. with a JWT-SVID): see tlsConnector.
+ */
+export type TlsClientConfig = Omit<MtlsClientConfig, "svidSource">;
+
+/**
+ * A server that presents its X.509-SVID but asks for no client certificate (clients
+ * authenticate otherwise, e.g. with a JWT-SVID): see createTlsHttpsServer.
+ */
+export interface TlsServerConfig {
+  /** The SVID to present, read at each connection. */
+  svidSource: X509SvidSource;
+  /** Called for each connection dropped because there was no SVID to present (MtlsError "no-svid"). */
+  onPeerRejected?: (error: Error, remoteAddress: string | undefined) => void;
+}

@@ -9,7 +9,7 @@ import {
 } from "node:tls";
 import { asError } from "../internal/error-message.js";
 import type { SpiffeId } from "../spiffeid/spiffeid.js";
-import type { MtlsHttpsServerConfig, MtlsServerConfig } from "./config.js";
+import type { MtlsHttpsServerConfig, MtlsServerConfig, TlsServerConfig } from "./config.js";
 import { authenticatePeer, recordPeerId } from "./peer.js";
 import {
   currentSvid,
@@ -65,21 +65,7 @@ function drop(socket: Socket): void {
  *   socket: authenticates the client's chain and authorizes its ID, or drops it.
  */
 function guardServer(server: TlsServer, config: MtlsServerConfig): void {
-  const installed = new SvidTracker((svid) => {
-    server.setSecureContext({ ...mtlsServerOptions(), ...svidContextOptions(svid) });
-  });
-
-  gate(server, "connection", (socket: Socket) => {
-    try {
-      installed.update(currentSvid(config.svidSource));
-      return true;
-    } catch (thrown) {
-      const remoteAddress = socket.remoteAddress;
-      drop(socket);
-      config.onPeerRejected?.(asError(thrown), remoteAddress);
-      return false;
-    }
-  });
+  presentSvid(server, config, mtlsServerOptions());
 
   gate(server, "secureConnection", (socket: TLSSocket) => {
     let peerId: SpiffeId;
@@ -94,6 +80,27 @@ function guardServer(server: TlsServer, config: MtlsServerConfig): void {
     recordPeerId(socket, peerId);
     config.onPeerAccepted?.(peerId, socket);
     return true;
+  });
+}
+
+/**
+ * On each TCP connection, before the TLS layer sees it: installs the source's current
+ * SVID when it changed (see guardServer), or drops the connection when there is none.
+ */
+function presentSvid(server: TlsServer, config: TlsServerConfig, options: TlsOptions): void {
+  const installed = new SvidTracker((svid) => {
+    server.setSecureContext({ ...options, ...svidContextOptions(svid) });
+  });
+  gate(server, "connection", (socket: Socket) => {
+    try {
+      installed.update(currentSvid(config.svidSource));
+      return true;
+    } catch (thrown) {
+      const remoteAddress = socket.remoteAddress;
+      drop(socket);
+      config.onPeerRejected?.(asError(thrown), remoteAddress);
+      return false;
+    }
   });
 }
 
@@ -129,5 +136,22 @@ export function createMtlsTlsServer(
 ): TlsServer {
   const server = createTlsServer(mtlsServerOptions(), secureConnectionListener);
   guardServer(server, config);
+  return server;
+}
+
+/**
+ * An HTTPS server that presents the current X.509-SVID, rotated as for
+ * createMtlsHttpsServer, but asks for no client certificate: clients authenticate the
+ * server by SPIFFE and themselves otherwise, e.g. with a JWT-SVID in `Authorization`,
+ * which the request handler must check (parseAndValidateJwtSvid).
+ */
+export function createTlsHttpsServer(
+  config: TlsServerConfig,
+  requestListener?: RequestListener,
+  httpOptions: HttpServerOptions = {},
+): HttpsServer {
+  const options: TlsOptions = { ...noSvidContextOptions(), requestCert: false };
+  const server = createHttpsServer({ ...httpOptions, ...options }, requestListener);
+  presentSvid(server, config, options);
   return server;
 }

@@ -5,13 +5,17 @@ import {
   type Metadata,
   Server,
   ServerCredentials,
+  type ServerUnaryCall,
   type ServerWritableStream,
+  type sendUnaryData,
   status,
 } from "@grpc/grpc-js";
 import {
   SECURITY_HEADER,
   SECURITY_HEADER_VALUE,
+  toProtoStruct,
   type WorkloadApiMethod,
+  type WorkloadApiStreamMethod,
   workloadApiService,
 } from "../workloadapi/proto.js";
 
@@ -39,12 +43,51 @@ export interface FakeX509Response {
   federatedBundles?: Record<string, Buffer>;
 }
 
+/** One JWT-SVID the fake hands out from FetchJWTSVID. */
+export interface FakeJwtSvid {
+  /** Whose token it is (the response's spiffe_id). */
+  spiffeId: string;
+  /** The compact token. */
+  token: string;
+  /** The response's hint. */
+  hint?: string;
+}
+
+/**
+ * How the fake answers FetchJWTSVID: a fixed list (filtered by the requested SPIFFE ID),
+ * or a function of the request (e.g. one that signs a fresh token for its audience).
+ */
+export type FakeJwtSvids =
+  | readonly FakeJwtSvid[]
+  | ((request: { audience: string[]; spiffeId: string }) => readonly FakeJwtSvid[]);
+
+/**
+ * How the fake answers ValidateJWTSVID: the ID and claims of an accepted token, or an
+ * error message, which it sends as INVALID_ARGUMENT (as SPIRE does for a bad token).
+ */
+export type FakeJwtValidator = (request: { audience: string; token: string }) => FakeJwtVerdict;
+
+/** What a FakeJwtValidator decides. */
+export type FakeJwtVerdict =
+  | {
+      /** The accepted token's subject. */
+      spiffeId: string;
+      /** Its claims. */
+      claims: Record<string, unknown>;
+    }
+  | {
+      /** Why the token is refused (sent as INVALID_ARGUMENT). */
+      error: string;
+    };
+
 /** A call the fake received, recorded for assertions. */
 export interface FakeCall {
   /** Which RPC. */
   method: WorkloadApiMethod;
   /** The gRPC metadata it carried (e.g. `workload.spiffe.io`). */
   metadata: Metadata;
+  /** The request message, for the unary calls (FetchJWTSVID, ValidateJWTSVID). */
+  request?: Record<string, unknown>;
   /** When it arrived (Date.now()). */
   at: number;
   /** The error status it was answered with; unset while it streams or after a normal end. */
@@ -65,6 +108,7 @@ export interface FakeWorkloadApiOptions {
 }
 
 type Stream = ServerWritableStream<unknown, unknown>;
+type UnaryCall = ServerUnaryCall<Record<string, unknown>, unknown>;
 
 function toWireX509(response: FakeX509Response): Record<string, unknown> {
   return {
@@ -91,14 +135,18 @@ export class FakeWorkloadApi {
   private readonly tempDir: string | undefined;
   private readonly requireSecurityHeader: boolean;
   private readonly received: FakeCall[] = [];
-  private readonly open: Record<WorkloadApiMethod, Set<Stream>> = {
+  private readonly open: Record<WorkloadApiStreamMethod, Set<Stream>> = {
     FetchX509SVID: new Set(),
     FetchX509Bundles: new Set(),
+    FetchJWTBundles: new Set(),
   };
+  private jwtBundles: Record<string, unknown> | undefined;
+  private jwtSvids: FakeJwtSvids = [];
+  private jwtValidator: FakeJwtValidator | undefined;
   private x509: Record<string, unknown> | undefined;
   private bundles: Record<string, unknown> | undefined;
   private failure: { code: status; details: string } | undefined;
-  private failNextCalls: { count: number; code: status } | undefined;
+  private failNextCalls: { count: number; code: status; method?: WorkloadApiMethod } | undefined;
   private readonly records = new WeakMap<Stream, FakeCall>();
   private cancelledCount = 0;
   private stopped = false;
@@ -137,6 +185,11 @@ export class FakeWorkloadApi {
     server.addService(workloadApiService(), {
       FetchX509SVID: (call: Stream) => fake.accept("FetchX509SVID", call),
       FetchX509Bundles: (call: Stream) => fake.accept("FetchX509Bundles", call),
+      FetchJWTBundles: (call: Stream) => fake.accept("FetchJWTBundles", call),
+      FetchJWTSVID: (call: UnaryCall, callback: sendUnaryData<unknown>) =>
+        fake.answer("FetchJWTSVID", call, callback),
+      ValidateJWTSVID: (call: UnaryCall, callback: sendUnaryData<unknown>) =>
+        fake.answer("ValidateJWTSVID", call, callback),
     });
     try {
       const target = options.tcp ? "127.0.0.1:0" : `unix://${socketPath}`;
@@ -166,9 +219,9 @@ export class FakeWorkloadApi {
   }
 
   /** Streams currently open (not ended by the server, not cancelled by the client). */
-  openStreamCount(method?: WorkloadApiMethod): number {
+  openStreamCount(method?: WorkloadApiStreamMethod): number {
     if (method !== undefined) return this.open[method].size;
-    return this.open.FetchX509SVID.size + this.open.FetchX509Bundles.size;
+    return Object.values(this.open).reduce((sum, streams) => sum + streams.size, 0);
   }
 
   /** How many streams the client has cancelled so far. */
@@ -176,34 +229,91 @@ export class FakeWorkloadApi {
     return this.cancelledCount;
   }
 
-  private accept(method: WorkloadApiMethod, call: Stream): void {
-    const record: FakeCall = { method, metadata: call.metadata.clone(), at: Date.now() };
-    this.received.push(record);
-    this.records.set(call, record);
-    const header = call.metadata.get(SECURITY_HEADER);
+  /** The failure a new call gets (missing header, failNext, failWith), if any; recorded. */
+  private refusal(
+    record: FakeCall,
+    metadata: Metadata,
+  ): { code: status; details: string } | undefined {
+    const header = metadata.get(SECURITY_HEADER);
+    let failure: { code: status; details: string } | undefined;
     if (
       this.requireSecurityHeader &&
       !(header.length === 1 && header[0] === SECURITY_HEADER_VALUE)
     ) {
-      record.status = status.INVALID_ARGUMENT;
-      call.emit("error", {
-        code: status.INVALID_ARGUMENT,
-        details: "security header missing from request",
-      });
-      return;
-    }
-    if (this.failNextCalls !== undefined && this.failNextCalls.count > 0) {
+      failure = { code: status.INVALID_ARGUMENT, details: "security header missing from request" };
+    } else if (
+      this.failNextCalls !== undefined &&
+      this.failNextCalls.count > 0 &&
+      (this.failNextCalls.method === undefined || this.failNextCalls.method === record.method)
+    ) {
       this.failNextCalls.count -= 1;
-      record.status = this.failNextCalls.code;
-      call.emit("error", {
-        code: this.failNextCalls.code,
-        details: `fake agent answers ${status[this.failNextCalls.code]}`,
+      const { code } = this.failNextCalls;
+      failure = { code, details: `fake agent answers ${status[code]}` };
+    } else if (this.failure !== undefined) {
+      failure = { ...this.failure };
+    }
+    if (failure !== undefined) record.status = failure.code;
+    return failure;
+  }
+
+  private answer(
+    method: "FetchJWTSVID" | "ValidateJWTSVID",
+    call: UnaryCall,
+    callback: sendUnaryData<unknown>,
+  ): void {
+    const request = call.request;
+    const record: FakeCall = { method, metadata: call.metadata.clone(), request, at: Date.now() };
+    this.received.push(record);
+    const failure = this.refusal(record, call.metadata);
+    if (failure !== undefined) {
+      callback(failure);
+      return;
+    }
+    const fail = (code: status, details: string) => {
+      record.status = code;
+      callback({ code, details });
+    };
+    if (method === "FetchJWTSVID") {
+      const audience = Array.isArray(request.audience) ? request.audience.map(String) : [];
+      const spiffeId = typeof request.spiffe_id === "string" ? request.spiffe_id : "";
+      if (audience.length === 0) {
+        fail(status.INVALID_ARGUMENT, "audience must be specified");
+        return;
+      }
+      const all =
+        typeof this.jwtSvids === "function" ? this.jwtSvids({ audience, spiffeId }) : this.jwtSvids;
+      const svids = all.filter((svid) => spiffeId === "" || svid.spiffeId === spiffeId);
+      if (svids.length === 0) {
+        fail(status.PERMISSION_DENIED, "no identity issued");
+        return;
+      }
+      callback(null, {
+        svids: svids.map((svid) => ({
+          spiffe_id: svid.spiffeId,
+          svid: svid.token,
+          hint: svid.hint ?? "",
+        })),
       });
       return;
     }
-    if (this.failure !== undefined) {
-      record.status = this.failure.code;
-      call.emit("error", { ...this.failure });
+    const validated = this.jwtValidator?.({
+      audience: String(request.audience ?? ""),
+      token: String(request.svid ?? ""),
+    }) ?? { error: "the fake has no JWT validator" };
+    if ("error" in validated) {
+      fail(status.INVALID_ARGUMENT, validated.error);
+      return;
+    }
+    callback(null, { spiffe_id: validated.spiffeId, claims: toProtoStruct(validated.claims) });
+  }
+
+  private accept(method: WorkloadApiStreamMethod, call: Stream): void {
+    const record: FakeCall = { method, metadata: call.metadata.clone(), at: Date.now() };
+    this.received.push(record);
+    this.records.set(call, record);
+    const failure = this.refusal(record, call.metadata);
+    if (failure !== undefined) {
+      call.emit("error", failure);
       return;
     }
     const streams = this.open[method];
@@ -211,8 +321,38 @@ export class FakeWorkloadApi {
     call.on("cancelled", () => {
       if (streams.delete(call)) this.cancelledCount += 1;
     });
-    const current = method === "FetchX509SVID" ? this.x509 : this.bundles;
+    const current =
+      method === "FetchX509SVID"
+        ? this.x509
+        : method === "FetchX509Bundles"
+          ? this.bundles
+          : this.jwtBundles;
     if (current !== undefined) call.write(current);
+  }
+
+  /**
+   * Sets the JWT bundles (trust domain ID -> JWKS document, as JSON text or an object)
+   * and sends them on every open FetchJWTBundles stream.
+   */
+  setJwtBundles(bundles: Record<string, string | object>): void {
+    const encoded: Record<string, Buffer> = {};
+    for (const [key, document] of Object.entries(bundles)) {
+      encoded[key] = Buffer.from(
+        typeof document === "string" ? document : JSON.stringify(document),
+      );
+    }
+    this.jwtBundles = { bundles: encoded };
+    for (const call of this.open.FetchJWTBundles) call.write(this.jwtBundles);
+  }
+
+  /** Sets what FetchJWTSVID answers (an empty list: PERMISSION_DENIED, as an agent does). */
+  setJwtSvids(svids: FakeJwtSvids): void {
+    this.jwtSvids = svids;
+  }
+
+  /** Sets how ValidateJWTSVID answers. */
+  setJwtValidator(validator: FakeJwtValidator): void {
+    this.jwtValidator = validator;
   }
 
   /** Sets the X.509 response and sends it on every open FetchX509SVID stream. */
@@ -270,9 +410,12 @@ export class FakeWorkloadApi {
     }
   }
 
-  /** The next `count` calls (any method) are answered with `code`; later ones as usual. */
-  failNext(count: number, code: status): void {
-    this.failNextCalls = { count, code };
+  /**
+   * The next `count` calls (of `method`, or of any method) are answered with `code`;
+   * later ones as usual.
+   */
+  failNext(count: number, code: status, method?: WorkloadApiMethod): void {
+    this.failNextCalls = { count, code, ...(method === undefined ? {} : { method }) };
   }
 
   /** Ends every open stream normally (as an agent restart would). */

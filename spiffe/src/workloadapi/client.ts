@@ -6,9 +6,12 @@ import {
   type StatusObject,
   status,
 } from "@grpc/grpc-js";
+import type { JwtBundleSet } from "../bundle/jwtbundle.js";
 import type { X509BundleSet } from "../bundle/x509bundle.js";
 import { messageOf } from "../internal/error-message.js";
+import type { JwtSvid } from "../jwtsvid/svid.js";
 import { type Logger, stderrLogger } from "../logger/logger.js";
+import { parseSpiffeId, type SpiffeId } from "../spiffeid/spiffeid.js";
 import type { X509Svid } from "../x509svid/svid.js";
 import { resolveEndpointAddress, type WorkloadApiAddress } from "./address.js";
 import { describeAgentProblem } from "./agent-problem.js";
@@ -17,12 +20,16 @@ import { WorkloadApiError } from "./errors.js";
 import {
   SECURITY_HEADER,
   SECURITY_HEADER_VALUE,
+  toRawJwtBundlesResponse,
+  toRawJwtSvidResponse,
+  toRawValidateJwtSvidResponse,
   toRawX509BundlesResponse,
   toRawX509SvidResponse,
   type WorkloadApiMethod,
+  type WorkloadApiStreamMethod,
   workloadApiMethod,
 } from "./proto.js";
-import { parseX509Bundles, parseX509Context } from "./responses.js";
+import { parseJwtBundles, parseJwtSvids, parseX509Bundles, parseX509Context } from "./responses.js";
 
 /** What one FetchX509SVID response carries, parsed. */
 export interface X509Context {
@@ -48,6 +55,24 @@ export interface WorkloadApiClientOptions {
   backoff?: BackoffOptions;
   /** Default: warnings and errors to stderr, nothing else. */
   logger?: Logger;
+  /** Deadline of each one-shot call (FetchJWTSVID, ValidateJWTSVID), ms (default 10_000). */
+  callTimeoutMs?: number;
+}
+
+/** What to ask FetchJWTSVID for. */
+export interface JwtSvidParams {
+  /** The audiences the token is for; at least one. */
+  audience: string | readonly string[];
+  /** One of the workload's identities; default: every identity (the first is the default one). */
+  spiffeId?: string | SpiffeId;
+}
+
+/** What the agent's ValidateJWTSVID says about a token it accepted. */
+export interface ValidatedJwtSvid {
+  /** The token's subject. */
+  id: SpiffeId;
+  /** Every claim of the token, as the agent returned them. */
+  claims: Record<string, unknown>;
 }
 
 /** Receives a watch's updates and failures. */
@@ -116,7 +141,7 @@ type Parser<T> = (message: unknown) => T;
 interface StreamOwner {
   readonly address: WorkloadApiAddress;
   readonly logger: Logger;
-  open(method: WorkloadApiMethod): ClientReadableStream<unknown>;
+  open(method: WorkloadApiStreamMethod): ClientReadableStream<unknown>;
   forget(stream: Cancellable): void;
 }
 
@@ -147,7 +172,7 @@ class ReconnectingWatch<T> implements Watch {
 
   constructor(
     private readonly owner: StreamOwner,
-    private readonly method: WorkloadApiMethod,
+    private readonly method: WorkloadApiStreamMethod,
     private readonly parse: Parser<T>,
     private readonly watcher: Watcher<T>,
     private readonly backoff: Backoff,
@@ -258,6 +283,7 @@ export class WorkloadApiClient {
   private readonly channel: Client;
   private readonly backoffOptions: BackoffOptions;
   private readonly logger: Logger;
+  private readonly callTimeoutMs: number;
   private readonly streams = new Set<Cancellable>();
   private closed = false;
 
@@ -265,6 +291,7 @@ export class WorkloadApiClient {
     this.address = resolveEndpointAddress(options.address);
     this.logger = options.logger ?? stderrLogger;
     this.backoffOptions = { ...options.backoff };
+    this.callTimeoutMs = options.callTimeoutMs ?? 10_000;
     const backoff = new Backoff(this.backoffOptions); // validates the options now
     this.channel = new Client(this.address.grpcTarget, credentials.createInsecure(), {
       // grpc-js backs off reconnecting the socket too (up to 2 minutes by default);
@@ -283,7 +310,7 @@ export class WorkloadApiClient {
     };
   }
 
-  private open(method: WorkloadApiMethod): ClientReadableStream<unknown> {
+  private open(method: WorkloadApiStreamMethod): ClientReadableStream<unknown> {
     const definition = workloadApiMethod(method);
     return this.channel.makeServerStreamRequest<object, unknown>(
       definition.path,
@@ -305,6 +332,9 @@ export class WorkloadApiClient {
   private parseBundles: Parser<X509BundleSet> = (message) =>
     parseX509Bundles(toRawX509BundlesResponse(message), this.skipReporter("FetchX509Bundles"));
 
+  private parseJwtBundles: Parser<JwtBundleSet> = (message) =>
+    parseJwtBundles(toRawJwtBundlesResponse(message), this.skipReporter("FetchJWTBundles"));
+
   private closedError(): WorkloadApiError {
     return new WorkloadApiError(
       "CLIENT_CLOSED",
@@ -313,7 +343,7 @@ export class WorkloadApiClient {
     );
   }
 
-  private watch<T>(method: WorkloadApiMethod, parse: Parser<T>, watcher: Watcher<T>): Watch {
+  private watch<T>(method: WorkloadApiStreamMethod, parse: Parser<T>, watcher: Watcher<T>): Watch {
     if (this.closed) throw this.closedError();
     const watch = new ReconnectingWatch(
       this.owner(),
@@ -338,7 +368,7 @@ export class WorkloadApiClient {
   }
 
   /** First valid response of one stream, without retries; malformed ones are skipped. */
-  private fetchOnce<T>(method: WorkloadApiMethod, parse: Parser<T>): Promise<T> {
+  private fetchOnce<T>(method: WorkloadApiStreamMethod, parse: Parser<T>): Promise<T> {
     if (this.closed) return Promise.reject(this.closedError());
     return new Promise<T>((resolve, reject) => {
       const call = this.open(method);
@@ -400,6 +430,79 @@ export class WorkloadApiClient {
   /** One-shot: the first valid bundle set, or the first error. */
   fetchX509Bundles(): Promise<X509BundleSet> {
     return this.fetchOnce("FetchX509Bundles", this.parseBundles);
+  }
+
+  /**
+   * Streams the JWT bundles (the own trust domain's and every federated one), reconnecting
+   * like watchX509Context.
+   */
+  watchJwtBundles(watcher: Watcher<JwtBundleSet>): Watch {
+    return this.watch("FetchJWTBundles", this.parseJwtBundles, watcher);
+  }
+
+  /** One-shot: the first valid JWT bundle set, or the first error. */
+  fetchJwtBundles(): Promise<JwtBundleSet> {
+    return this.fetchOnce("FetchJWTBundles", this.parseJwtBundles);
+  }
+
+  /** One unary call with the security header and the call deadline; no retries. */
+  private unary(method: WorkloadApiMethod, request: object): Promise<unknown> {
+    if (this.closed) return Promise.reject(this.closedError());
+    const definition = workloadApiMethod(method);
+    return new Promise((resolve, reject) => {
+      const call = this.channel.makeUnaryRequest<object, unknown>(
+        definition.path,
+        definition.requestSerialize,
+        definition.responseDeserialize,
+        request,
+        securityMetadata(),
+        { deadline: Date.now() + this.callTimeoutMs },
+        (error, response) => {
+          this.streams.delete(stream);
+          if (error) reject(workloadApiErrorFromStatus(error, this.address));
+          else resolve(response);
+        },
+      );
+      const stream: Cancellable = { cancel: () => call.cancel() };
+      this.streams.add(stream);
+    });
+  }
+
+  /**
+   * FetchJWTSVID: JWT-SVIDs for `audience`, one per identity of the workload (or only
+   * `spiffeId`'s), the default identity first. One call, not retried: the caller (or
+   * JwtSource) decides; a gRPC failure rejects with its WorkloadApiError (e.g.
+   * PERMISSION_DENIED when no registration entry matches). Tokens the agent sends are
+   * read without checking their signature (the agent is trusted); ones that are not
+   * JWT-SVIDs for the requested audience are discarded.
+   */
+  async fetchJwtSvids(params: JwtSvidParams): Promise<JwtSvid[]> {
+    const audience = typeof params.audience === "string" ? [params.audience] : [...params.audience];
+    if (audience.length === 0) {
+      throw new WorkloadApiError(
+        "invalid-audience",
+        status.INVALID_ARGUMENT,
+        "a JWT-SVID needs at least one audience",
+      );
+    }
+    const spiffeId = params.spiffeId === undefined ? "" : params.spiffeId.toString();
+    const message = await this.unary("FetchJWTSVID", { audience, spiffe_id: spiffeId });
+    return parseJwtSvids(
+      toRawJwtSvidResponse(message),
+      audience,
+      this.skipReporter("FetchJWTSVID"),
+    );
+  }
+
+  /**
+   * ValidateJWTSVID: asks the agent to validate `token` for `audience`. Rejects with a
+   * WorkloadApiError (INVALID_ARGUMENT) when the agent refuses the token. Validating
+   * locally with parseAndValidateJwtSvid and a JwtSource saves the round trip.
+   */
+  async validateJwtSvid(token: string, audience: string): Promise<ValidatedJwtSvid> {
+    const message = await this.unary("ValidateJWTSVID", { audience, svid: token });
+    const raw = toRawValidateJwtSvidResponse(message);
+    return { id: parseSpiffeId(raw.spiffe_id), claims: raw.claims };
   }
 
   /** Cancels every watch and pending fetch and closes the channel. Idempotent. */

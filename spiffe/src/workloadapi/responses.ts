@@ -1,9 +1,17 @@
+import { JwtBundle, JwtBundleSet } from "../bundle/jwtbundle.js";
 import { X509Bundle, X509BundleSet } from "../bundle/x509bundle.js";
 import { SpiffeError } from "../errors/spiffe-error.js";
 import { messageOf } from "../internal/error-message.js";
+import { type JwtSvid, parseInsecureJwtSvid } from "../jwtsvid/svid.js";
 import { TrustDomain } from "../spiffeid/spiffeid.js";
 import { X509Svid } from "../x509svid/svid.js";
-import type { RawX509BundlesResponse, RawX509Svid, RawX509SvidResponse } from "./proto.js";
+import type {
+  RawJwtBundlesResponse,
+  RawJwtSvidResponse,
+  RawX509BundlesResponse,
+  RawX509Svid,
+  RawX509SvidResponse,
+} from "./proto.js";
 
 /** A Workload API response that cannot be used; the client discards it and keeps the stream. */
 export class MalformedResponseError extends SpiffeError {}
@@ -119,4 +127,69 @@ export function parseX509Bundles(raw: RawX509BundlesResponse, skip: SkipReporter
     throw new MalformedResponseError("no-bundles", "the response holds no usable bundle");
   }
   return new X509BundleSet(bundles.values());
+}
+
+/**
+ * Parses a FetchJWTBundles response: one JwtBundle per trust domain. A bundle that is not
+ * a JWKS document is skipped (and reported); within a bundle, unusable keys are skipped
+ * and reported while the others count. A bundle with no keys is kept: it means "trust
+ * nothing" for that trust domain. A response without one usable bundle is malformed.
+ */
+export function parseJwtBundles(raw: RawJwtBundlesResponse, skip: SkipReporter): JwtBundleSet {
+  const bundles: JwtBundle[] = [];
+  for (const [key, document] of Object.entries(raw.bundles)) {
+    const trustDomain = bundleKey(key, skip);
+    if (trustDomain === undefined) continue;
+    try {
+      const bundle = JwtBundle.parse(trustDomain, document);
+      for (const skipped of bundle.skipped) {
+        skip({ trustDomain: trustDomain.name, ...skipped }, "skipping a JWT bundle key");
+      }
+      bundles.push(bundle);
+    } catch (error) {
+      skip(
+        { trustDomain: trustDomain.name, reason: messageOf(error) },
+        "skipping a bad JWT bundle",
+      );
+    }
+  }
+  if (bundles.length === 0) {
+    throw new MalformedResponseError("no-bundles", "the response holds no usable JWT bundle");
+  }
+  return new JwtBundleSet(bundles);
+}
+
+/**
+ * Parses a FetchJWTSVID response. Entries with an empty field, a token that is not a
+ * JWT-SVID for `audience`, or a `sub` other than their `spiffe_id` are skipped (and
+ * reported); a response with none left is malformed.
+ */
+export function parseJwtSvids(
+  raw: RawJwtSvidResponse,
+  audience: readonly string[],
+  skip: SkipReporter,
+): JwtSvid[] {
+  const svids: JwtSvid[] = [];
+  raw.svids.forEach((entry, index) => {
+    if (entry.spiffe_id === "" || entry.svid === "") {
+      skip({ index }, "skipping a JWT-SVID with an empty spiffe_id or svid");
+      return;
+    }
+    try {
+      const svid = parseInsecureJwtSvid(entry.svid, audience, entry.hint);
+      if (svid.id.toString() !== entry.spiffe_id) {
+        throw new Error(`its sub ${svid.id} differs from spiffe_id ${entry.spiffe_id}`);
+      }
+      svids.push(svid);
+    } catch (error) {
+      skip(
+        { index, spiffeId: entry.spiffe_id, reason: messageOf(error) },
+        "skipping a bad JWT-SVID",
+      );
+    }
+  });
+  if (svids.length === 0) {
+    throw new MalformedResponseError("no-svids", "the response holds no usable JWT-SVID");
+  }
+  return svids;
 }
