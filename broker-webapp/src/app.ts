@@ -1,4 +1,4 @@
-import { adviseOnMissingSvid } from "@federation-demo/service-kit";
+import { adviseOnMissingSvid, refusedUpdatesReport } from "@federation-demo/service-kit";
 import type { SpiffeId, X509Source } from "@federation-demo/spiffe";
 import express, { type Express, type NextFunction, type Request, type Response } from "express";
 import type { Logger } from "pino";
@@ -11,7 +11,7 @@ import type { QuotesClient } from "./upstream.js";
 /** The parts of X509Source the webapp reads. */
 export type IdentitySource = Pick<
   X509Source,
-  "getX509Svid" | "getX509Bundles" | "lastError" | "address"
+  "getX509Svid" | "getX509Bundles" | "lastError" | "address" | "refusedUpdates" | "lastRefusal"
 >;
 
 /** The parts of QuotesClient the webapp uses. */
@@ -138,6 +138,7 @@ export function createWebapp({
       hasSvid: svid !== undefined,
       spiffeId: svid?.id.toString() ?? null,
       svidExpiresAt: svid?.expiresAt.toISOString() ?? null,
+      refusedSvidUpdates: refusedUpdatesReport(source),
       upstream: {
         url: client.url.toString(),
         lastResult:

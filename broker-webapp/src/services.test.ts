@@ -862,7 +862,12 @@ describe("waiting for an SVID", { timeout: 120_000 }, () => {
       return (await response.json()) as { hasSvid: boolean; spiffeId: string | null };
     };
     assert.match(String(healthLine.url), /^http:\/\/127\.0\.0\.1:\d+\/healthz$/);
-    assert.deepEqual(await quotesHealth(), { hasSvid: false, spiffeId: null, svidExpiresAt: null });
+    assert.deepEqual(await quotesHealth(), {
+      hasSvid: false,
+      spiffeId: null,
+      svidExpiresAt: null,
+      refusedSvidUpdates: { count: 0, last: null },
+    });
     await quotes.waitForLog((l) => /still waiting/.test(l.msg), "still waiting (with the reason)", {
       from: 0,
     });

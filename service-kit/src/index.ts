@@ -5,5 +5,6 @@ export * from "./identity-log.js";
 export * from "./listen.js";
 export * from "./logger.js";
 export * from "./quote-json.js";
+export * from "./refusals.js";
 export * from "./shutdown.js";
 export * from "./workload-api.js";

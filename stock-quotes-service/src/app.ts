@@ -1,3 +1,4 @@
+import type { RefusedUpdatesReport } from "@federation-demo/service-kit";
 import { peerIdOf } from "@federation-demo/spiffe";
 import express, { type Express, type NextFunction, type Request, type Response } from "express";
 import type { Logger } from "pino";
@@ -8,6 +9,8 @@ export interface HealthReport {
   hasSvid: boolean;
   spiffeId: string | null;
   svidExpiresAt: string | null;
+  /** Workload API responses refused (bad SVIDs the agent sent), see refusedUpdatesReport. */
+  refusedSvidUpdates: RefusedUpdatesReport;
 }
 
 export interface QuotesAppOptions {

@@ -11,6 +11,7 @@ import {
   listen,
   logIdentityChanges,
   parseCommandLineOrExit,
+  refusedUpdatesReport,
 } from "@federation-demo/service-kit";
 import {
   AuthorizationError,
@@ -48,6 +49,7 @@ async function run(options: QuotesServiceOptions, log: Logger): Promise<void> {
       hasSvid: svid !== undefined,
       spiffeId: svid?.id.toString() ?? null,
       svidExpiresAt: svid?.expiresAt.toISOString() ?? null,
+      refusedSvidUpdates: refusedUpdatesReport(source),
     };
   };
 
