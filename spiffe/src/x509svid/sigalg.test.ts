@@ -2,7 +2,7 @@
 // their own code, and the signing keys. The mTLS roles are in conformance/rfc5280.test.ts.
 
 import assert from "node:assert/strict";
-import { generateKeyPairSync, type KeyObject } from "node:crypto";
+import { generateKeyPairSync, type KeyObject, type X509Certificate } from "node:crypto";
 import { before, describe, it } from "node:test";
 import { X509Bundle, X509BundleSet } from "../bundle/x509bundle.js";
 import { certificateDetails } from "../internal/certinfo.js";
@@ -53,7 +53,7 @@ describe("verifyX509Svid: signature algorithms", () => {
     const p384 = await TestCa.create("broker.org", "ec-p384");
     const { certificates } = await p384.issue(WEBAPP);
     assert.equal(
-      certificateDetails(certificates[0]!).signatureAlgorithm.oid,
+      certificateDetails(certificates[0] as X509Certificate).signatureAlgorithm.oid,
       "1.2.840.10045.4.3.3",
     );
     assert.equal(
@@ -160,8 +160,8 @@ describe("judgeSignatureAlgorithm and signingKeyProblem", () => {
       [SHA256, "SHA-256"],
       [SHA384, "SHA-384"],
       [SHA512, "SHA-512"],
-    ]) {
-      assert.deepEqual(judgeSignatureAlgorithm({ oid: PSS, pss: { hash: hash!, mgfHash: hash } }), {
+    ] as const) {
+      assert.deepEqual(judgeSignatureAlgorithm({ oid: PSS, pss: { hash, mgfHash: hash } }), {
         verdict: "accepted",
         name: `RSASSA-PSS with ${name}`,
       });

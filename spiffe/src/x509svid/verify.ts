@@ -112,6 +112,13 @@ export function verifyX509Svid(
     );
   }
 
+  if (bundle.certificates.length === 0) {
+    throw new VerificationError(
+      "untrusted",
+      `the X.509 bundle of ${trustDomain.name} holds no authorities (the trust domain has no X.509 CA, e.g. it is JWT-only), so ${id} cannot be authenticated`,
+    );
+  }
+
   const intermediates = chain.slice(1);
   intermediates.forEach((certificate, index) => {
     readDetails(certificate, `intermediate certificate ${index + 1} sent by ${id}`);
