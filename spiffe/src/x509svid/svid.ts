@@ -159,7 +159,18 @@ export class X509Svid {
     certificates.slice(1).forEach((certificate, index) => {
       checkSigningCertificate(certificate, `intermediate certificate ${index + 1} of ${id}`);
     });
-    if (!spkiDer(privateKey).equals(spkiDer(leaf.publicKey))) {
+    let leafKey: KeyObject;
+    try {
+      leafKey = leaf.publicKey;
+    } catch (error) {
+      // OpenSSL parses the certificate but not every key in it (found by the fuzz tests).
+      throw new SvidError(
+        "malformed-chain",
+        `the X.509-SVID leaf certificate for ${id} holds a public key that cannot be read: ${messageOf(error)}`,
+        { cause: error },
+      );
+    }
+    if (!spkiDer(privateKey).equals(spkiDer(leafKey))) {
       throw new SvidError(
         "key-mismatch",
         `X.509-SVID private key for ${id} does not match the public key of its leaf certificate`,
