@@ -94,8 +94,12 @@ export class X509Svid {
 
   /**
    * From the Workload API's raw fields: concatenated DER chain (leaf first) and PKCS#8
-   * DER key. Checks that the leaf carries exactly one URI SAN that is a workload SPIFFE ID
-   * and that the key matches the leaf.
+   * DER key (the only form the Workload API sends). Applies the X.509-SVID rules as
+   * go-spiffe's x509svid.Parse does: the leaf carries exactly one URI SAN that is a
+   * workload SPIFFE ID, is not a CA, has keyUsage digitalSignature and neither keyCertSign
+   * nor cRLSign; every later certificate is a CA with keyCertSign; the key matches the
+   * leaf. It does not check validity or the chain's signatures: X509Source does that
+   * against the bundle that came with the SVID.
    */
   static fromDer(chainDer: Uint8Array, keyDer: Uint8Array, hint = ""): X509Svid {
     let certificates: X509Certificate[];
@@ -121,7 +125,11 @@ export class X509Svid {
     return X509Svid.assemble(certificates, privateKey, hint);
   }
 
-  /** From PEM files' contents (chain, leaf first; PKCS#8 or SEC1 key). */
+  /**
+   * From PEM files' contents: the chain, leaf first, and an unencrypted key as PKCS#8
+   * ("PRIVATE KEY"), SEC1 ("EC PRIVATE KEY") or PKCS#1 ("RSA PRIVATE KEY"). go-spiffe
+   * wants PKCS#8; the other two hold the same key and are what many tools write.
+   */
   static fromPem(chainPem: string, keyPem: string): X509Svid {
     let certificates: X509Certificate[];
     try {
@@ -139,7 +147,7 @@ export class X509Svid {
     } catch (error) {
       throw new SvidError(
         "malformed-key",
-        `X.509-SVID private key PEM is unreadable (expected an unencrypted PKCS#8 or SEC1 key): ${messageOf(error)}`,
+        `X.509-SVID private key PEM is unreadable (expected an unencrypted PKCS#8, SEC1 or PKCS#1 key): ${messageOf(error)}`,
         { cause: error },
       );
     }

@@ -490,6 +490,22 @@ describe("X509Svid", () => {
     assert.equal(X509Svid.fromPem(svid.certificatesPem(), sec1).id.toString(), WEBAPP);
   });
 
+  it("accepts a PKCS#1 RSA key in PEM, and refuses an encrypted one", async () => {
+    const rsaCa = await TestCa.create("broker.org", "rsa-2048");
+    const svid = (await rsaCa.issue(WEBAPP)).svid();
+    const pkcs1 = svid.privateKey.export({ type: "pkcs1", format: "pem" }).toString();
+    assert.match(pkcs1, /BEGIN RSA PRIVATE KEY/);
+    assert.equal(X509Svid.fromPem(svid.certificatesPem(), pkcs1).id.toString(), WEBAPP);
+    const encrypted = svid.privateKey
+      .export({ type: "pkcs8", format: "pem", cipher: "aes-128-cbc", passphrase: "secret" })
+      .toString();
+    assertSvidError(
+      () => X509Svid.fromPem(svid.certificatesPem(), encrypted),
+      "malformed-key",
+      "unencrypted",
+    );
+  });
+
   it("rejects an empty chain", async () => {
     const { keyDer } = await brokerCa.issue(WEBAPP);
     assertSvidError(
@@ -768,7 +784,7 @@ describe("X509Svid details", () => {
     assertSvidErrorExact(
       () => X509Svid.fromPem(svid.certificatesPem(), "not a key"),
       "malformed-key",
-      /^X\.509-SVID private key PEM is unreadable \(expected an unencrypted PKCS#8 or SEC1 key\): /,
+      /^X\.509-SVID private key PEM is unreadable \(expected an unencrypted PKCS#8, SEC1 or PKCS#1 key\): /,
       true,
     );
   });
