@@ -11,6 +11,7 @@ import {
   authorizeID,
   createMtlsHttpsServer,
   parseWorkloadId,
+  WorkloadApiAddress,
   X509BundleSet,
 } from "@federation-demo/spiffe";
 import { TestCa } from "@federation-demo/spiffe/testing";
@@ -106,7 +107,7 @@ describe("broker-webapp: page loads share a call to the quotes service in flight
       lastError: undefined,
       refusedUpdates: 0,
       lastRefusal: undefined,
-      address: "unix:///nowhere/agent.sock",
+      address: WorkloadApiAddress.parse("unix:///nowhere/agent.sock"),
     };
     webServer = createServer(
       createWebapp({

@@ -13,7 +13,9 @@ export class BundleError extends SpiffeError {}
  * between rotations), and such a bundle verifies no X.509-SVID.
  */
 export class X509Bundle {
+  /** The trust domain these authorities vouch for. */
   readonly trustDomain: TrustDomain;
+  /** Its CA certificates, each one a trust anchor for IDs of that trust domain. */
   readonly certificates: readonly X509Certificate[];
 
   constructor(trustDomain: TrustDomain, certificates: readonly X509Certificate[]) {
@@ -60,6 +62,7 @@ export class X509Bundle {
     return new X509Bundle(trustDomain, certificates);
   }
 
+  /** The certificates as concatenated PEM. */
   toPem(): string {
     return certificatesToPem(this.certificates);
   }
@@ -117,6 +120,7 @@ export class X509BundleSet implements X509BundleSource {
     );
   }
 
+  /** How many trust domains the set holds. */
   get size(): number {
     return this.byName.size;
   }
