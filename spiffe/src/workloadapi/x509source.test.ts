@@ -460,6 +460,15 @@ describe("X509Source", () => {
         "untrusted",
       ],
       [
+        "signed with SHA-1",
+        async () =>
+          asFake(
+            await exampleCa.issue("spiffe://example.org/workload", { signatureHash: "SHA-1" }),
+          ),
+        "untrusted-svid",
+        "weak-signature-algorithm",
+      ],
+      [
         "whose leaf is a CA",
         async () => asFake(await exampleCa.issue("spiffe://example.org/workload", { isCa: true })),
         "bad-svid",
