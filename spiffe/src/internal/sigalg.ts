@@ -6,14 +6,14 @@ import type { SignatureAlgorithm } from "./certinfo.js";
  * crypto/x509 (so go-spiffe) verifies. Everything else is refused, the weak ones (MD2,
  * MD4, MD5, SHA-1: collisions are practical or close) with their own verdict.
  */
-const ACCEPTED: Record<string, string> = {
-  "1.2.840.10045.4.3.2": "ecdsa-with-SHA256",
-  "1.2.840.10045.4.3.3": "ecdsa-with-SHA384",
-  "1.2.840.113549.1.1.11": "sha256WithRSAEncryption",
-  "1.2.840.113549.1.1.12": "sha384WithRSAEncryption",
-  "1.2.840.113549.1.1.13": "sha512WithRSAEncryption",
-  "1.3.101.112": "Ed25519",
-};
+const ACCEPTED = new Set([
+  "1.2.840.10045.4.3.2", // ecdsa-with-SHA256
+  "1.2.840.10045.4.3.3", // ecdsa-with-SHA384
+  "1.2.840.113549.1.1.11", // sha256WithRSAEncryption
+  "1.2.840.113549.1.1.12", // sha384WithRSAEncryption
+  "1.2.840.113549.1.1.13", // sha512WithRSAEncryption
+  "1.3.101.112", // Ed25519
+]);
 
 const WEAK: Record<string, string> = {
   "1.2.840.113549.1.1.2": "md2WithRSAEncryption",
@@ -27,43 +27,40 @@ const WEAK: Record<string, string> = {
 
 const OID_RSASSA_PSS = "1.2.840.113549.1.1.10";
 
-/** Hashes RSASSA-PSS may use; SHA-1 (the parameters' default) is weak. */
-const PSS_HASHES: Record<string, string> = {
-  "2.16.840.1.101.3.4.2.1": "SHA-256",
-  "2.16.840.1.101.3.4.2.2": "SHA-384",
-  "2.16.840.1.101.3.4.2.3": "SHA-512",
-};
+/** Hashes RSASSA-PSS may use (SHA-256, SHA-384, SHA-512); SHA-1, its default, is weak. */
+const PSS_HASHES = new Set([
+  "2.16.840.1.101.3.4.2.1",
+  "2.16.840.1.101.3.4.2.2",
+  "2.16.840.1.101.3.4.2.3",
+]);
 const OID_SHA1 = "1.3.14.3.2.26";
 
 /** The ECDSA curves accepted for a signing key (Node's names for P-256 and P-384). */
 const ACCEPTED_CURVES = new Set(["prime256v1", "secp384r1"]);
 
-export interface SignatureVerdict {
-  verdict: "accepted" | "weak" | "unsupported";
-  /** The algorithm's name, for messages. */
-  name: string;
-}
+/** An accepted algorithm, or a refused one with its name for the message. */
+export type SignatureVerdict =
+  | { verdict: "accepted" }
+  | { verdict: "weak" | "unsupported"; name: string };
 
 /** Judges a certificate's signature algorithm by its OID (and PSS parameters). */
 export function judgeSignatureAlgorithm(algorithm: SignatureAlgorithm): SignatureVerdict {
   const { oid, pss } = algorithm;
-  const accepted = ACCEPTED[oid];
-  if (accepted !== undefined) return { verdict: "accepted", name: accepted };
+  if (ACCEPTED.has(oid)) return { verdict: "accepted" };
   const weak = WEAK[oid];
   if (weak !== undefined) return { verdict: "weak", name: weak };
   if (oid !== OID_RSASSA_PSS || pss === undefined) {
     return { verdict: "unsupported", name: `signature algorithm ${oid}` };
   }
   if (pss.hash === OID_SHA1) return { verdict: "weak", name: "RSASSA-PSS with SHA-1" };
-  const hash = PSS_HASHES[pss.hash];
   // Go accepts only MGF1 with the signature's own hash; so do we.
-  if (hash === undefined || pss.mgfHash !== pss.hash) {
+  if (!PSS_HASHES.has(pss.hash) || pss.mgfHash !== pss.hash) {
     return {
       verdict: "unsupported",
       name: `RSASSA-PSS with hash ${pss.hash} and MGF1 hash ${pss.mgfHash ?? "(not MGF1)"}`,
     };
   }
-  return { verdict: "accepted", name: `RSASSA-PSS with ${hash}` };
+  return { verdict: "accepted" };
 }
 
 /**

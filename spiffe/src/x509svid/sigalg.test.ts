@@ -161,10 +161,11 @@ describe("judgeSignatureAlgorithm and signingKeyProblem", () => {
       [SHA384, "SHA-384"],
       [SHA512, "SHA-512"],
     ] as const) {
-      assert.deepEqual(judgeSignatureAlgorithm({ oid: PSS, pss: { hash, mgfHash: hash } }), {
-        verdict: "accepted",
-        name: `RSASSA-PSS with ${name}`,
-      });
+      assert.deepEqual(
+        judgeSignatureAlgorithm({ oid: PSS, pss: { hash, mgfHash: hash } }),
+        { verdict: "accepted" },
+        name,
+      );
     }
   });
 
@@ -194,11 +195,17 @@ describe("judgeSignatureAlgorithm and signingKeyProblem", () => {
     );
   });
 
-  it("names Ed25519 and the other accepted OIDs", () => {
-    assert.deepEqual(judgeSignatureAlgorithm({ oid: "1.3.101.112" }), {
-      verdict: "accepted",
-      name: "Ed25519",
-    });
+  it("accepts Ed25519 and the other listed OIDs; names the weak ones", () => {
+    for (const oid of [
+      "1.3.101.112",
+      "1.2.840.10045.4.3.2",
+      "1.2.840.10045.4.3.3",
+      "1.2.840.113549.1.1.11",
+      "1.2.840.113549.1.1.12",
+      "1.2.840.113549.1.1.13",
+    ]) {
+      assert.deepEqual(judgeSignatureAlgorithm({ oid }), { verdict: "accepted" }, oid);
+    }
     assert.deepEqual(judgeSignatureAlgorithm({ oid: "1.2.840.10040.4.3" }), {
       verdict: "weak",
       name: "dsa-with-sha1",

@@ -169,20 +169,18 @@ function signatureAlgorithmProblem(
   details: CertificateDetails,
   who: string,
 ): VerificationError | undefined {
-  const { verdict, name } = judgeSignatureAlgorithm(details.signatureAlgorithm);
-  if (verdict === "weak") {
+  const judged = judgeSignatureAlgorithm(details.signatureAlgorithm);
+  if (judged.verdict === "accepted") return undefined;
+  if (judged.verdict === "weak") {
     return new VerificationError(
       "weak-signature-algorithm",
-      `${who} is signed with ${name}, a weak algorithm that is refused`,
+      `${who} is signed with ${judged.name}, a weak algorithm that is refused`,
     );
   }
-  if (verdict === "unsupported") {
-    return new VerificationError(
-      "unsupported-signature-algorithm",
-      `${who} is signed with ${name}, which is not among the accepted algorithms (ECDSA P-256/P-384 with SHA-256/384, RSA PKCS#1 v1.5 or PSS with SHA-256/384/512, Ed25519)`,
-    );
-  }
-  return undefined;
+  return new VerificationError(
+    "unsupported-signature-algorithm",
+    `${who} is signed with ${judged.name}, which is not among the accepted algorithms (ECDSA P-256/P-384 with SHA-256/384, RSA PKCS#1 v1.5 or PSS with SHA-256/384/512, Ed25519)`,
+  );
 }
 
 function checkValidity(
