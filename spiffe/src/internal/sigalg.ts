@@ -71,10 +71,11 @@ export function signingKeyProblem(key: KeyObject): string | undefined {
   const type = key.asymmetricKeyType;
   if (type === "rsa" || type === "rsa-pss" || type === "ed25519") return undefined;
   if (type === "ec") {
-    const curve = key.asymmetricKeyDetails?.namedCurve;
-    return curve !== undefined && ACCEPTED_CURVES.has(curve)
+    // Node names the curve of every EC key it loads.
+    const curve = String(key.asymmetricKeyDetails?.namedCurve);
+    return ACCEPTED_CURVES.has(curve)
       ? undefined
-      : `an ECDSA key on curve ${curve ?? "(unnamed)"}; only P-256 and P-384 are accepted`;
+      : `an ECDSA key on curve ${curve}; only P-256 and P-384 are accepted`;
   }
-  return `a ${type ?? "unknown"} key; only ECDSA (P-256, P-384), RSA and Ed25519 keys are accepted`;
+  return `a ${String(type)} key; only ECDSA (P-256, P-384), RSA and Ed25519 keys are accepted`;
 }

@@ -189,6 +189,11 @@ describe("judgeSignatureAlgorithm and signingKeyProblem", () => {
       },
     );
     assert.equal(judgeSignatureAlgorithm({ oid: PSS }).verdict, "unsupported");
+    // PSS parameters count only with the PSS OID.
+    assert.deepEqual(
+      judgeSignatureAlgorithm({ oid: "1.2.3.4", pss: { hash: SHA256, mgfHash: SHA256 } }),
+      { verdict: "unsupported", name: "signature algorithm 1.2.3.4" },
+    );
     assert.equal(
       judgeSignatureAlgorithm({ oid: PSS, pss: { hash: "1.2.3", mgfHash: "1.2.3" } }).verdict,
       "unsupported",
