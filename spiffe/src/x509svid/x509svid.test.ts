@@ -462,6 +462,12 @@ describe("X509Svid", () => {
     const intermediate = await brokerCa.createIntermediate();
     const longer = (await intermediate.issue(WEBAPP)).svid();
     assert.ok(!svid.equals(longer) && !longer.equals(svid), "chains of other lengths");
+    const sameLeafMore = new X509Svid(
+      svid.id,
+      [...svid.certificates, intermediate.certificate],
+      svid.privateKey,
+    );
+    assert.ok(!svid.equals(sameLeafMore), "the same leaf and key with one more certificate");
     const sameLeafOtherKey = new X509Svid(svid.id, svid.certificates, rotated.privateKey);
     assert.ok(!svid.equals(sameLeafOtherKey), "the same chain with another key");
     const sameLengthOtherTail = new X509Svid(
@@ -571,7 +577,12 @@ describe("X509Svid", () => {
 
   // go-spiffe's x509svid.Parse rules (X509-SVID 4.1, 4.3), with peer verification's codes.
   for (const [what, options, code, fragment] of [
-    ["a CA leaf", { isCa: true }, "leaf-is-ca", "basicConstraints cA true"],
+    [
+      "a CA leaf",
+      { isCa: true },
+      "leaf-is-ca",
+      `the X.509-SVID leaf certificate for ${WEBAPP} is a CA certificate (basicConstraints cA true)`,
+    ],
     [
       "a leaf with keyCertSign",
       { keyUsage: { digitalSignature: true, keyCertSign: true } },
