@@ -18,7 +18,7 @@ import type { QuotesClient } from "./upstream.js";
 /** The parts of X509Source the webapp reads. */
 export type IdentitySource = Pick<
   X509Source,
-  "getX509Svid" | "getX509Bundles" | "lastError" | "address"
+  "getX509Svid" | "getX509Bundles" | "lastError" | "address" | "refusedUpdates" | "lastRefusal"
 >;
 
 /** The parts of QuotesClient the webapp uses. */

@@ -105,6 +105,8 @@ describe("broker-webapp: page loads share a call to the quotes service in flight
       getX509Svid: () => webappSvid,
       getX509Bundles: () => bundles,
       lastError: undefined,
+      refusedUpdates: 0,
+      lastRefusal: undefined,
       address: WorkloadApiAddress.parse("unix:///nowhere/agent.sock"),
     };
     webServer = createServer(

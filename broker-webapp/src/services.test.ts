@@ -56,6 +56,10 @@ function pricedRows(rows: string[][]): number {
 interface HealthJson {
   hasSvid: boolean;
   spiffeId: string | null;
+  refusedSvidUpdates: {
+    count: number;
+    last: { at: string; code: string; rule: string | null; reason: string } | null;
+  };
   upstream: {
     lastResult: { ok: boolean; reason?: string } | null;
     verifiedPeer: string | null;
@@ -387,6 +391,25 @@ describe("broker-webapp and stock-quotes-service across two trust domains", {
     );
     const post = await fetch(`http://127.0.0.1:${webPort}/quotes`, { method: "POST" });
     assert.equal(post.status, 405);
+  });
+
+  it("ignores a bad SVID from its agent, keeps serving with the good one, and counts it on /healthz", async () => {
+    const before = await health(webPort);
+    assert.equal(before.hasSvid, true);
+    await federation.issueWebappSvid({ isCa: true });
+    const after = await eventually(async () => {
+      const now = await health(webPort);
+      return now.refusedSvidUpdates.count > before.refusedSvidUpdates.count ? now : undefined;
+    }, "the refusal on /healthz");
+    assert.equal(after.refusedSvidUpdates.count, before.refusedSvidUpdates.count + 1);
+    assert.equal(after.hasSvid, true, "the good SVID stays in service");
+    assert.equal(after.spiffeId, WEBAPP_ID);
+    assert.equal(after.refusedSvidUpdates.last?.code, "bad-svid");
+    assert.equal(after.refusedSvidUpdates.last?.rule, "leaf-is-ca");
+    const page = await fetch(`http://127.0.0.1:${webPort}/quotes`);
+    assert.equal(page.status, 200);
+    assert.doesNotMatch(await page.text(), /Quotes service unavailable/);
+    await federation.issueWebappSvid();
   });
 
   it("stops trusting the quotes service when the federated bundle goes, and trusts it again when it returns", async () => {
@@ -862,7 +885,12 @@ describe("waiting for an SVID", { timeout: 120_000 }, () => {
       return (await response.json()) as { hasSvid: boolean; spiffeId: string | null };
     };
     assert.match(String(healthLine.url), /^http:\/\/127\.0\.0\.1:\d+\/healthz$/);
-    assert.deepEqual(await quotesHealth(), { hasSvid: false, spiffeId: null, svidExpiresAt: null });
+    assert.deepEqual(await quotesHealth(), {
+      hasSvid: false,
+      spiffeId: null,
+      svidExpiresAt: null,
+      refusedSvidUpdates: { count: 0, last: null },
+    });
     await quotes.waitForLog((l) => /still waiting/.test(l.msg), "still waiting (with the reason)", {
       from: 0,
     });

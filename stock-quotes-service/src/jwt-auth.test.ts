@@ -24,7 +24,12 @@ before(async () => {
   const app = createQuotesApp({
     book: new QuoteBook(),
     log,
-    health: () => ({ hasSvid: true, spiffeId: AUDIENCE, svidExpiresAt: null }),
+    health: () => ({
+      hasSvid: true,
+      spiffeId: AUDIENCE,
+      svidExpiresAt: null,
+      refusedSvidUpdates: { count: 0, last: null },
+    }),
     authenticate: requireJwtSvid({
       bundles,
       audience: () => AUDIENCE,

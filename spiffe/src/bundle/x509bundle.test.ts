@@ -85,19 +85,23 @@ describe("X509Bundle", () => {
     assert.ok(!X509Bundle.fromDer(stocks, brokerCa.bundleDer()).equals(brokerCa.bundle()));
   });
 
-  it("rejects empty DER", () => {
-    assertBundleError(
-      () => X509Bundle.fromDer(broker, new Uint8Array()),
-      "empty-bundle",
-      "broker.org",
-    );
+  it("reads empty DER as a bundle without authorities", () => {
+    const empty = X509Bundle.fromDer(broker, new Uint8Array());
+    assert.equal(empty.trustDomain.name, "broker.org");
+    assert.deepEqual(empty.certificates, []);
+    assert.equal(empty.toDer().length, 0);
   });
 
-  it("rejects PEM without certificates", () => {
+  it("reads blank PEM as a bundle without authorities", () => {
+    assert.deepEqual(X509Bundle.fromPem(broker, "").certificates, []);
+    assert.deepEqual(X509Bundle.fromPem(broker, " \n\t\n").certificates, []);
+  });
+
+  it("rejects PEM text without a certificate block", () => {
     assertBundleError(
       () => X509Bundle.fromPem(broker, "hello\n"),
-      "empty-bundle",
-      "no certificates",
+      "malformed-bundle",
+      "holds text but no PEM CERTIFICATE block",
     );
   });
 
@@ -239,13 +243,7 @@ describe("X509Bundle.equals and errors", () => {
     assert.ok(!double.equals(single));
   });
 
-  it("says which form was empty, and keeps the parser's error as the cause", () => {
-    assert.throws(() => X509Bundle.fromDer(broker, new Uint8Array()), {
-      message: "X.509 bundle for broker.org holds no certificates (empty DER)",
-    });
-    assert.throws(() => X509Bundle.fromPem(broker, ""), {
-      message: "X.509 bundle for broker.org holds no certificates (empty PEM)",
-    });
+  it("keeps the parser's error as the cause", () => {
     for (const parse of [
       () => X509Bundle.fromDer(broker, Buffer.from("garbage")),
       () =>

@@ -4,10 +4,14 @@ import { certificatesToPem, parseDerCertificates, parsePemCertificates } from ".
 import { messageOf } from "../internal/error-message.js";
 import type { TrustDomain } from "../spiffeid/spiffeid.js";
 
-/** Codes: "malformed-bundle" (unreadable DER/PEM), "empty-bundle" (no certificates). */
+/** Code: "malformed-bundle" (unreadable DER or PEM). */
 export class BundleError extends SpiffeError {}
 
-/** The X.509 CA certificates (trust anchors) of one trust domain. */
+/**
+ * The X.509 CA certificates (trust anchors) of one trust domain. It may hold none: the
+ * SPIFFE bundle format allows a trust domain without X.509 authorities (JWT-only, or
+ * between rotations), and such a bundle verifies no X.509-SVID.
+ */
 export class X509Bundle {
   /** The trust domain these authorities vouch for. */
   readonly trustDomain: TrustDomain;
@@ -19,7 +23,7 @@ export class X509Bundle {
     this.certificates = certificates;
   }
 
-  /** From concatenated DER certificates, as the Workload API sends bundles. */
+  /** From concatenated DER certificates, as the Workload API sends bundles; empty: none. */
   static fromDer(trustDomain: TrustDomain, der: Uint8Array): X509Bundle {
     let certificates: X509Certificate[];
     try {
@@ -31,10 +35,13 @@ export class X509Bundle {
         { cause: error },
       );
     }
-    return X509Bundle.checked(trustDomain, certificates, "DER");
+    return new X509Bundle(trustDomain, certificates);
   }
 
-  /** From PEM text holding one or more CERTIFICATE blocks. */
+  /**
+   * From PEM text holding CERTIFICATE blocks; blank text is a bundle without authorities,
+   * other text without a block is malformed (probably the wrong file).
+   */
   static fromPem(trustDomain: TrustDomain, pem: string): X509Bundle {
     let certificates: X509Certificate[];
     try {
@@ -46,19 +53,10 @@ export class X509Bundle {
         { cause: error },
       );
     }
-    return X509Bundle.checked(trustDomain, certificates, "PEM");
-  }
-
-  private static checked(
-    trustDomain: TrustDomain,
-    certificates: X509Certificate[],
-    form: string,
-  ): X509Bundle {
-    // An empty bundle would silently distrust the whole trust domain: refuse it loudly.
-    if (certificates.length === 0) {
+    if (certificates.length === 0 && pem.trim() !== "") {
       throw new BundleError(
-        "empty-bundle",
-        `X.509 bundle for ${trustDomain.name} holds no certificates (empty ${form})`,
+        "malformed-bundle",
+        `X.509 bundle for ${trustDomain.name} holds text but no PEM CERTIFICATE block`,
       );
     }
     return new X509Bundle(trustDomain, certificates);

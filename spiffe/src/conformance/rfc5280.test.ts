@@ -5,6 +5,7 @@
 
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
+import { TrustDomain } from "../spiffeid/spiffeid.js";
 import { TestCa } from "../testing/ca.js";
 import {
   anyPolicyExtension,
@@ -15,11 +16,14 @@ import {
   Bed,
   expectAccepted,
   expectRejected,
+  FED_PROBE_ID,
+  FED_TD,
   OWN_ID,
   PROBE_ID,
   ROLES,
   TD,
 } from "../testing/support/conformance-bed.js";
+import { relabelLeafSignature } from "../testing/support/signatures.js";
 
 let bed: Bed;
 before(async () => {
@@ -81,6 +85,84 @@ for (const role of ROLES) {
           await criticalRoot.issue(PROBE_ID),
           "unhandled-critical-extension",
         );
+      } finally {
+        await bed.pushAndWait(bed.ownResponse());
+      }
+    });
+  });
+
+  describe(`signature algorithms, library as mTLS ${role}`, () => {
+    test("refuses a peer leaf signed with ecdsa-with-SHA1", async () => {
+      const outcome = await expectRejected(
+        bed,
+        role,
+        await bed.ca.issue(PROBE_ID, { signatureHash: "SHA-384" }),
+        await bed.ca.issue(PROBE_ID, { signatureHash: "SHA-1" }),
+        "weak-signature-algorithm",
+      );
+      assert.match(outcome.message ?? "", /is signed with ecdsa-with-SHA1, a weak algorithm/);
+    });
+
+    test("refuses a chain whose intermediate is signed with SHA-1", async () => {
+      const outcome = await expectRejected(
+        bed,
+        role,
+        await (await bed.ca.createIntermediate()).issue(PROBE_ID),
+        await (await bed.ca.createIntermediate({ signatureHash: "SHA-1" })).issue(PROBE_ID),
+        "weak-signature-algorithm",
+      );
+      assert.match(
+        outcome.message ?? "",
+        /^intermediate certificate ".*" is signed with ecdsa-with-SHA1/,
+      );
+    });
+
+    test("refuses RSA peer leaves signed with SHA-1 or labelled MD5; accepts SHA-512", async () => {
+      const rsaRoot = await TestCa.create(TD, "rsa-2048");
+      const localBundle = Buffer.concat([bed.ca.bundleDer(), rsaRoot.bundleDer()]);
+      await bed.pushAndWait(bed.ownResponse({ localBundle }));
+      try {
+        const control = await rsaRoot.issue(PROBE_ID, { signatureHash: "SHA-512" });
+        const sha1 = await expectRejected(
+          bed,
+          role,
+          control,
+          await rsaRoot.issue(PROBE_ID, { signatureHash: "SHA-1" }),
+          "weak-signature-algorithm",
+        );
+        assert.match(sha1.message ?? "", /sha1WithRSAEncryption/);
+        const md5 = await expectRejected(
+          bed,
+          role,
+          control,
+          relabelLeafSignature(await rsaRoot.issue(PROBE_ID), 4),
+          "weak-signature-algorithm",
+        );
+        assert.match(md5.message ?? "", /md5WithRSAEncryption/);
+      } finally {
+        await bed.pushAndWait(bed.ownResponse());
+      }
+    });
+  });
+
+  describe(`an empty federated bundle, library as mTLS ${role}`, () => {
+    test("is a trust domain without authorities: its peers are refused as untrusted", async () => {
+      await expectAccepted(bed, role, await bed.fedCa.issue(FED_PROBE_ID), FED_PROBE_ID);
+      const response = bed.ownResponse({ federated: false });
+      await bed.pushAndWait({
+        ...response,
+        federatedBundles: { [`spiffe://${FED_TD}`]: Buffer.alloc(0) },
+      });
+      try {
+        assert.deepEqual(
+          bed.harness.source.getX509BundleForTrustDomain(TrustDomain.parse(FED_TD))?.certificates,
+          [],
+        );
+        const outcome = await bed.check(role, await bed.fedCa.issue(FED_PROBE_ID));
+        assert.equal(outcome.accepted, false);
+        assert.equal(outcome.code, "untrusted", outcome.message);
+        assert.match(outcome.message ?? "", /bundle of fed\.example\.org holds no authorities/);
+        await expectAccepted(bed, role, await bed.ca.issue(PROBE_ID), PROBE_ID);
       } finally {
         await bed.pushAndWait(bed.ownResponse());
       }

@@ -585,3 +585,71 @@ describe("certificateDetails: IP SANs, critical flags and name constraints (hand
     });
   }
 });
+
+describe("certificateDetails: the signature algorithm", () => {
+  const PSS = "1.2.840.113549.1.1.10";
+  const SHA1 = "1.3.14.3.2.26";
+  const SHA256 = "2.16.840.1.101.3.4.2.1";
+  const MGF1 = "1.2.840.113549.1.1.8";
+  const signedWith = (algorithm: Node | undefined): X509Certificate =>
+    rawCertificate(
+      der(
+        algorithm === undefined ? seq(tbs({})) : seq(tbs({}), algorithm, prim(T.BITSTRING, "\x00")),
+      ),
+    );
+  const algorithmOf = (algorithm: Node) =>
+    certificateDetails(signedWith(algorithm)).signatureAlgorithm;
+
+  it("reads the OID, without PSS parameters for other algorithms", () => {
+    assert.deepEqual(algorithmOf(seq(oid("1.2.840.10045.4.3.2"))), { oid: "1.2.840.10045.4.3.2" });
+    assert.deepEqual(algorithmOf(seq(oid("1.2.840.113549.1.1.11"), prim(T.NULL, ""))), {
+      oid: "1.2.840.113549.1.1.11",
+    });
+  });
+
+  it("reads RSASSA-PSS parameters, SHA-1 when they are left out", () => {
+    assert.deepEqual(algorithmOf(seq(oid(PSS))), {
+      oid: PSS,
+      pss: { hash: SHA1, mgfHash: SHA1 },
+    });
+    assert.deepEqual(algorithmOf(seq(oid(PSS), seq())), {
+      oid: PSS,
+      pss: { hash: SHA1, mgfHash: SHA1 },
+    });
+    const sha256 = seq(
+      oid(PSS),
+      seq(
+        tagged(0, [seq(oid(SHA256))]),
+        tagged(1, [seq(oid(MGF1), seq(oid(SHA256)))]),
+        tagged(2, [prim(T.INTEGER, "\x20")]),
+      ),
+    );
+    assert.deepEqual(algorithmOf(sha256), { oid: PSS, pss: { hash: SHA256, mgfHash: SHA256 } });
+    const otherMask = seq(oid(PSS), seq(tagged(1, [seq(oid("1.2.3.4"), seq(oid(SHA256)))])));
+    assert.deepEqual(algorithmOf(otherMask), { oid: PSS, pss: { hash: SHA1, mgfHash: undefined } });
+  });
+
+  it("refuses a malformed signatureAlgorithm", () => {
+    assertMalformed(signedWith(undefined), "signatureAlgorithm is not a SEQUENCE");
+    assertMalformed(
+      signedWith(seq(prim(T.INTEGER, "\x01"))),
+      "signatureAlgorithm algorithm is not an OBJECT IDENTIFIER",
+    );
+    assertMalformed(
+      signedWith(seq(oid(PSS), prim(T.NULL, ""))),
+      "RSASSA-PSS parameters are not a SEQUENCE",
+    );
+    assertMalformed(
+      signedWith(seq(oid(PSS), seq(seq(oid(SHA256))))),
+      "RSASSA-PSS parameters hold an untagged field",
+    );
+    assertMalformed(
+      signedWith(seq(oid(PSS), seq(tagged(0, [prim(T.NULL, "")])))),
+      "RSASSA-PSS hashAlgorithm is not a SEQUENCE",
+    );
+    assertMalformed(
+      signedWith(seq(oid(PSS), seq(tagged(1, [seq(oid(MGF1))])))),
+      "MGF1 hash is not a SEQUENCE",
+    );
+  });
+});

@@ -32,6 +32,18 @@ export interface CertificateDetails {
    * holds name forms it cannot check.
    */
   unhandledCriticalExtensions: string[];
+  /** The certificate's signatureAlgorithm (the outer one, which OpenSSL matches to the TBS's). */
+  signatureAlgorithm: SignatureAlgorithm;
+}
+
+/** An AlgorithmIdentifier of a certificate signature. */
+export interface SignatureAlgorithm {
+  oid: string;
+  /**
+   * RSASSA-PSS only: the OIDs of its hash and of the hash inside MGF1 (RFC 4055 defaults:
+   * SHA-1), or undefined when the mask generation function is not MGF1.
+   */
+  pss?: { hash: string; mgfHash: string | undefined };
 }
 
 /** Names of one kind of subtree list (permitted or excluded) of a nameConstraints. */
@@ -226,6 +238,50 @@ function readBasicConstraints(value: string): { isCa: boolean; pathLength: numbe
   };
 }
 
+const OID_RSASSA_PSS = "1.2.840.113549.1.1.10";
+const OID_MGF1 = "1.2.840.113549.1.1.8";
+const OID_SHA1 = "1.3.14.3.2.26";
+
+function readOid(node: Asn1 | undefined, what: string): string {
+  if (!isUniversal(node, Type.OID)) throw new DerError(`${what} is not an OBJECT IDENTIFIER`);
+  return forge.asn1.derToOid(forge.util.createBuffer(bytesOf(node, what)));
+}
+
+/** The OID of an AlgorithmIdentifier SEQUENCE, and its parameters node. */
+function readAlgorithmIdentifier(node: Asn1 | undefined, what: string): [string, Asn1 | undefined] {
+  if (!isUniversal(node, Type.SEQUENCE)) throw new DerError(`${what} is not a SEQUENCE`);
+  const [oid, parameters] = children(node, what);
+  return [readOid(oid, `${what} algorithm`), parameters];
+}
+
+/** RSASSA-PSS-params (RFC 4055): [0] hashAlgorithm and [1] maskGenAlgorithm, SHA-1 by default. */
+function readPssParameters(parameters: Asn1 | undefined): SignatureAlgorithm["pss"] {
+  let hash = OID_SHA1;
+  let mgfHash: string | undefined = OID_SHA1;
+  if (parameters === undefined) return { hash, mgfHash };
+  if (!isUniversal(parameters, Type.SEQUENCE)) {
+    throw new DerError("RSASSA-PSS parameters are not a SEQUENCE");
+  }
+  for (const field of children(parameters, "RSASSA-PSS parameters")) {
+    if (field.tagClass !== Class.CONTEXT_SPECIFIC) {
+      throw new DerError("RSASSA-PSS parameters hold an untagged field");
+    }
+    const [inner] = children(field, "RSASSA-PSS parameter");
+    if (field.type === 0) [hash] = readAlgorithmIdentifier(inner, "RSASSA-PSS hashAlgorithm");
+    if (field.type === 1) {
+      const [mgf, mgfParameters] = readAlgorithmIdentifier(inner, "RSASSA-PSS maskGenAlgorithm");
+      mgfHash =
+        mgf === OID_MGF1 ? readAlgorithmIdentifier(mgfParameters, "MGF1 hash")[0] : undefined;
+    }
+  }
+  return { hash, mgfHash };
+}
+
+function readSignatureAlgorithm(node: Asn1 | undefined): SignatureAlgorithm {
+  const [oid, parameters] = readAlgorithmIdentifier(node, "signatureAlgorithm");
+  return oid === OID_RSASSA_PSS ? { oid, pss: readPssParameters(parameters) } : { oid };
+}
+
 const cache = new WeakMap<X509Certificate, CertificateDetails>();
 
 /** Reads (once per certificate object) the fields above; throws DerError when malformed. */
@@ -246,7 +302,7 @@ function readDetails(certificate: X509Certificate): CertificateDetails {
       cause: error,
     });
   }
-  const tbs = children(root, "Certificate")[0];
+  const [tbs, signatureAlgorithmNode] = children(root, "Certificate");
   if (!isUniversal(tbs, Type.SEQUENCE)) throw new DerError("tbsCertificate is missing");
   const fields = children(tbs, "tbsCertificate");
   // Skip the optional explicit [0] version so the remaining fields sit at fixed places.
@@ -265,6 +321,7 @@ function readDetails(certificate: X509Certificate): CertificateDetails {
     ipAddresses: [],
     nameConstraints: undefined,
     unhandledCriticalExtensions: [],
+    signatureAlgorithm: readSignatureAlgorithm(signatureAlgorithmNode),
   };
 
   const extensionsTagged = fields.find(
@@ -284,7 +341,7 @@ function readDetails(certificate: X509Certificate): CertificateDetails {
     if (!isUniversal(oidNode, Type.OID) || !isUniversal(valueNode, Type.OCTETSTRING)) {
       throw new DerError("an extension is not an (OID, OCTET STRING) pair");
     }
-    const oid = forge.asn1.derToOid(forge.util.createBuffer(bytesOf(oidNode, "extension OID")));
+    const oid = readOid(oidNode, "extension OID");
     // Extension ::= SEQUENCE { extnID, critical BOOLEAN DEFAULT FALSE, extnValue }
     const criticalNode = parts.length === 3 ? parts[1] : undefined;
     if (parts.length > 3 || (parts.length === 3 && !isUniversal(criticalNode, Type.BOOLEAN))) {

@@ -9,8 +9,14 @@ import { X509Svid } from "../x509svid/index.js";
 
 x509.cryptoProvider.set(webcrypto as unknown as webcrypto.Crypto);
 
-/** The key types a TestCa can make: the ones SPIRE issues. */
-export type KeyAlgorithm = "ec-p256" | "rsa-2048";
+/**
+ * The key types a TestCa can make: the ones SPIRE issues, and P-384 and P-521 to test
+ * which signing keys verification accepts.
+ */
+export type KeyAlgorithm = "ec-p256" | "ec-p384" | "ec-p521" | "rsa-2048";
+
+/** The hash a CA signs with; default SHA-384 for P-384 and P-521 keys, SHA-256 otherwise. */
+export type SignatureHash = "SHA-1" | "SHA-256" | "SHA-384" | "SHA-512";
 
 /** An extension added as given (see testing/extensions.ts for ready-made ones). */
 export interface ExtraExtension {
@@ -70,6 +76,8 @@ export interface IssueOptions {
   sanCritical?: boolean;
   /** More extensions, e.g. an unknown critical one. */
   extensions?: ExtraExtension[];
+  /** The hash the CA signs this certificate with (SHA-1 makes a weak signature). */
+  signatureHash?: SignatureHash;
 }
 
 /** Knobs for intermediates, so broken intermediates can be tested too. */
@@ -88,6 +96,10 @@ export interface IntermediateOptions {
   forgeSignatureWith?: TestCa;
   /** More extensions, e.g. name constraints. */
   extensions?: ExtraExtension[];
+  /** keyUsage keyCertSign (default true), so a signing certificate without it can be made. */
+  keyCertSign?: boolean;
+  /** The hash the parent signs this certificate with. */
+  signatureHash?: SignatureHash;
   /** URI SANs (default [spiffe://<trust domain>]). */
   uris?: string[];
   /**
@@ -117,6 +129,8 @@ function keyGenParams(
   algorithm: KeyAlgorithm,
 ): webcrypto.EcKeyGenParams | webcrypto.RsaHashedKeyGenParams {
   if (algorithm === "ec-p256") return { name: "ECDSA", namedCurve: "P-256" };
+  if (algorithm === "ec-p384") return { name: "ECDSA", namedCurve: "P-384" };
+  if (algorithm === "ec-p521") return { name: "ECDSA", namedCurve: "P-521" };
   return {
     name: "RSASSA-PKCS1-v1_5",
     modulusLength: 2048,
@@ -125,9 +139,16 @@ function keyGenParams(
   };
 }
 
+function defaultHash(algorithm: KeyAlgorithm): SignatureHash {
+  return algorithm === "ec-p384" || algorithm === "ec-p521" ? "SHA-384" : "SHA-256";
+}
+
 /** The signature algorithm follows the signer's key, not the subject's. */
-function signingAlgorithm(algorithm: KeyAlgorithm): webcrypto.Algorithm | webcrypto.EcdsaParams {
-  if (algorithm === "ec-p256") return { name: "ECDSA", hash: "SHA-256" } as webcrypto.EcdsaParams;
+function signingAlgorithm(
+  algorithm: KeyAlgorithm,
+  hash: SignatureHash = defaultHash(algorithm),
+): webcrypto.Algorithm | webcrypto.EcdsaParams {
+  if (algorithm.startsWith("ec-")) return { name: "ECDSA", hash } as webcrypto.EcdsaParams;
   return { name: "RSASSA-PKCS1-v1_5" };
 }
 
@@ -147,7 +168,7 @@ let intermediateCount = 0;
 let sharedRsaLeafKeys: Promise<webcrypto.CryptoKeyPair> | undefined;
 
 function leafKeys(algorithm: KeyAlgorithm): Promise<webcrypto.CryptoKeyPair> {
-  if (algorithm === "ec-p256") return generateKeys(algorithm);
+  if (algorithm !== "rsa-2048") return generateKeys(algorithm);
   sharedRsaLeafKeys ??= generateKeys(algorithm);
   return sharedRsaLeafKeys;
 }
@@ -165,12 +186,24 @@ function keyUsageFlags(usage: IssueOptions["keyUsage"]): number {
   return flags;
 }
 
+/** Knobs for a root: validity, extra extensions, the hash of its self-signature (ECDSA only). */
+export interface RootOptions {
+  /** Start of validity (default: a minute ago). */
+  notBefore?: Date;
+  /** End of validity (default: a day from now). */
+  notAfter?: Date;
+  /** More extensions, e.g. an unknown critical one. */
+  extensions?: ExtraExtension[];
+  /** The hash of the self-signature (default as for its key); ECDSA roots only. */
+  signatureHash?: SignatureHash;
+}
+
 /** A SPIRE-shaped self-signed root certificate for `keys`. */
 async function selfSignedRoot(
   trustDomain: string,
   keyAlgorithm: KeyAlgorithm,
   keys: webcrypto.CryptoKeyPair,
-  validity: { notBefore?: Date; notAfter?: Date; extensions?: ExtraExtension[] },
+  validity: RootOptions,
 ): Promise<x509.X509Certificate> {
   const now = Date.now();
   return x509.X509CertificateGenerator.createSelfSigned({
@@ -178,7 +211,7 @@ async function selfSignedRoot(
     keys,
     notBefore: validity.notBefore ?? new Date(now - MINUTE_MS),
     notAfter: validity.notAfter ?? new Date(now + DAY_MS),
-    signingAlgorithm: signingAlgorithm(keyAlgorithm),
+    signingAlgorithm: signingAlgorithm(keyAlgorithm, validity.signatureHash),
     extensions: [
       new x509.BasicConstraintsExtension(true, undefined, true),
       new x509.KeyUsagesExtension(
@@ -233,7 +266,7 @@ export class TestCa {
   static async create(
     trustDomain: string,
     keyAlgorithm: KeyAlgorithm = "ec-p256",
-    validity: { notBefore?: Date; notAfter?: Date; extensions?: ExtraExtension[] } = {},
+    validity: RootOptions = {},
   ): Promise<TestCa> {
     const keys = await generateKeys(keyAlgorithm);
     const cert = await selfSignedRoot(trustDomain, keyAlgorithm, keys, validity);
@@ -274,16 +307,30 @@ export class TestCa {
     return Buffer.from(this.root.raw);
   }
 
-  /** The key that signs what this CA issues: its own, or a forger's. */
-  private signer(forger: TestCa | undefined): {
+  /**
+   * The key that signs what this CA issues: its own, or a forger's. An RSA key's hash is
+   * fixed when WebCrypto imports it, so another hash takes a re-import.
+   */
+  private async signer(
+    forger: TestCa | undefined,
+    hash: SignatureHash | undefined,
+  ): Promise<{
     signingKey: webcrypto.CryptoKey;
     signingAlgorithm: webcrypto.Algorithm | webcrypto.EcdsaParams;
-  } {
+  }> {
     const signing = forger ?? this;
-    return {
-      signingKey: signing.keys.privateKey,
-      signingAlgorithm: signingAlgorithm(signing.keyAlgorithm),
-    };
+    let signingKey = signing.keys.privateKey;
+    if (signing.keyAlgorithm === "rsa-2048" && hash !== undefined && hash !== "SHA-256") {
+      const pkcs8 = await webcrypto.subtle.exportKey("pkcs8", signingKey);
+      signingKey = await webcrypto.subtle.importKey(
+        "pkcs8",
+        pkcs8,
+        { name: "RSASSA-PKCS1-v1_5", hash },
+        false,
+        ["sign"],
+      );
+    }
+    return { signingKey, signingAlgorithm: signingAlgorithm(signing.keyAlgorithm, hash) };
   }
 
   /** An intermediate CA signed by this one; its SVIDs carry it in their chain. */
@@ -298,14 +345,15 @@ export class TestCa {
         options.subject ?? `CN=${this.trustDomain} intermediate ${intermediateCount},O=TestCa`,
       issuer: this.ownCert.subject,
       publicKey: keys.publicKey,
-      ...this.signer(options.forgeSignatureWith),
+      ...(await this.signer(options.forgeSignatureWith, options.signatureHash)),
       notBefore: options.notBefore ?? new Date(now - MINUTE_MS),
       notAfter: options.notAfter ?? new Date(now + DAY_MS),
       extensions: [
         new x509.BasicConstraintsExtension(isCa, isCa ? options.pathLength : undefined, true),
         // keyCertSign even when cA is false, so that only basicConstraints is wrong.
         new x509.KeyUsagesExtension(
-          x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign,
+          (options.keyCertSign === false ? 0 : x509.KeyUsageFlags.keyCertSign) |
+            x509.KeyUsageFlags.cRLSign,
           true,
         ),
         new x509.SubjectAlternativeNameExtension(
@@ -360,7 +408,7 @@ export class TestCa {
       subject: options.subject ?? "CN=svid,O=TestCa",
       issuer: this.ownCert.subject,
       publicKey: keys.publicKey,
-      ...this.signer(options.forgeSignatureWith),
+      ...(await this.signer(options.forgeSignatureWith, options.signatureHash)),
       notBefore: options.notBefore ?? new Date(now - MINUTE_MS),
       notAfter: options.notAfter ?? new Date(now + HOUR_MS),
       extensions,

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { afterEach, beforeEach, describe, test } from "node:test";
 import { Client, credentials, Metadata, status } from "@grpc/grpc-js";
 import type { X509BundleSet } from "../bundle/x509bundle.js";
+import { TrustDomain } from "../spiffeid/spiffeid.js";
 import { FakeWorkloadApi } from "../testing/fake-workload-api.js";
 import {
   createFixtures,
@@ -117,10 +118,17 @@ describe("WorkloadApiClient.watchX509Context", () => {
     const watcher = new RecordingWatcher<X509Context>();
     client.watchX509Context(watcher);
     await waitUntil("an update", () => watcher.updates.length === 1);
-    assert.deepEqual(trustDomains(watcher.last?.bundles), ["example.org", "other.org"]);
+    // An empty bundle is a trust domain without X.509 authorities, not a bad value.
+    assert.deepEqual(trustDomains(watcher.last?.bundles), [
+      "empty.org",
+      "example.org",
+      "other.org",
+    ]);
+    const empty = watcher.last?.bundles.getX509BundleForTrustDomain(TrustDomain.parse("empty.org"));
+    assert.deepEqual(empty?.certificates, []);
     const own = watcher.last?.bundles.getX509BundleForTrustDomain(EXAMPLE);
     assert.deepEqual(own?.certificates[0]?.raw, exampleCa.certificate.raw);
-    assert.equal(logger.at("warn").length, 6, JSON.stringify(logger.entries));
+    assert.equal(logger.at("warn").length, 5, JSON.stringify(logger.entries));
   });
 
   test("malformed responses are discarded, the stream is kept, a later good one is taken", async () => {
@@ -150,13 +158,19 @@ describe("WorkloadApiClient.watchX509Context", () => {
     for (const response of malformed) fake.sendRawX509(response);
     fake.sendRawX509({ svids: [good] });
     // Every response is either delivered or discarded with a warning: wait for all of them.
-    const handled = () =>
-      watcher.updates.length +
-      logger.at("warn").filter((entry) => /malformed/.test(entry.msg)).length;
+    const handled = () => watcher.updates.length + watcher.discards.length;
     await waitUntil("every response handled", () => handled() === malformed.length + 1);
     assert.equal(watcher.updates.length, 1);
     assert.deepEqual(leafDer(watcher.last), workload.chainDer);
-    const discarded = logger.at("warn").filter((entry) => /malformed/.test(entry.msg));
+    assert.deepEqual(
+      watcher.discards.map((error) => error.code),
+      [
+        ...["no-svids", "no-svids"],
+        ...["empty-field", "empty-field", "empty-field", "empty-field"],
+        ...["bad-svid", "bad-svid", "bad-svid", "bad-bundle", "id-mismatch", "empty-field"],
+      ],
+    );
+    const discarded = logger.at("warn").filter((entry) => /cannot be used/.test(entry.msg));
     assert.equal(discarded.length, malformed.length, JSON.stringify(logger.entries));
     assert.deepEqual(watcher.errors, []);
     assert.equal(fake.calls.length, 1, "a malformed response must not cost the stream");
@@ -355,7 +369,8 @@ describe("WorkloadApiClient.watchX509Bundles", () => {
     fake.setBundles({ "not-an-id": exampleCa.bundleDer() });
     const watcher = new RecordingWatcher<X509BundleSet>();
     client.watchX509Bundles(watcher);
-    await waitUntil("the discard", () => logger.at("warn").some((e) => /malformed/.test(e.msg)));
+    await waitUntil("the discard", () => watcher.discards.length === 1);
+    assert.equal(watcher.discards[0]?.code, "no-bundles");
     assert.equal(watcher.updates.length, 0);
     fake.setBundles({ "spiffe://other.org": otherCa.bundleDer() });
     await waitUntil("the good update", () => watcher.updates.length === 1);

@@ -8,6 +8,7 @@ import {
 } from "@grpc/grpc-js";
 import type { JwtBundleSet } from "../bundle/jwtbundle.js";
 import type { X509BundleSet } from "../bundle/x509bundle.js";
+import { SpiffeError } from "../errors/spiffe-error.js";
 import { messageOf } from "../internal/error-message.js";
 import type { JwtSvid } from "../jwtsvid/svid.js";
 import { type Logger, stderrLogger } from "../logger/logger.js";
@@ -29,7 +30,13 @@ import {
   type WorkloadApiStreamMethod,
   workloadApiMethod,
 } from "./proto.js";
-import { parseJwtBundles, parseJwtSvids, parseX509Bundles, parseX509Context } from "./responses.js";
+import {
+  MalformedResponseError,
+  parseJwtBundles,
+  parseJwtSvids,
+  parseX509Bundles,
+  parseX509Context,
+} from "./responses.js";
 
 /** What one FetchX509SVID response carries, parsed. */
 export interface X509Context {
@@ -81,6 +88,11 @@ export interface Watcher<T> {
   onUpdate(value: T): void;
   /** Each failed attempt (before the retry), or the final error when it will not retry. */
   onError(error: WorkloadApiError, willRetry: boolean): void;
+  /**
+   * A response was discarded: malformed, or (FetchX509SVID) an SVID that breaks the
+   * X.509-SVID rules or does not verify against its own bundle. The stream stays open.
+   */
+  onDiscard?(error: SpiffeError): void;
 }
 
 /** A streaming watch that reconnects by itself until cancelled. */
@@ -136,6 +148,12 @@ function securityMetadata(): Metadata {
 }
 
 type Parser<T> = (message: unknown) => T;
+
+/** A parser's failure as a typed error (the parsers throw only ours; this is the net). */
+function asSpiffeError(error: unknown): SpiffeError {
+  if (error instanceof SpiffeError) return error;
+  return new MalformedResponseError("malformed-response", messageOf(error), { cause: error });
+}
 
 /** Internal: what a stream needs from its client. */
 interface StreamOwner {
@@ -203,11 +221,17 @@ class ReconnectingWatch<T> implements Watch {
     try {
       return this.parse(message);
     } catch (error) {
-      const reason = messageOf(error);
+      const discarded = asSpiffeError(error);
       this.owner.logger.warn(
-        { address: this.owner.address, method: this.method, reason },
-        "discarding a malformed Workload API response; the stream stays open",
+        {
+          address: this.owner.address,
+          method: this.method,
+          code: discarded.code,
+          reason: discarded.message,
+        },
+        "discarding a Workload API response that cannot be used; the stream stays open",
       );
+      this.notify(() => this.watcher.onDiscard?.(discarded));
       return undefined;
     }
   }

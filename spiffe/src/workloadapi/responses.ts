@@ -5,6 +5,7 @@ import { messageOf } from "../internal/error-message.js";
 import { type JwtSvid, parseInsecureJwtSvid } from "../jwtsvid/svid.js";
 import { TrustDomain } from "../spiffeid/spiffeid.js";
 import { X509Svid } from "../x509svid/svid.js";
+import { verifyX509Svid } from "../x509svid/verify.js";
 import type {
   RawJwtBundlesResponse,
   RawJwtSvidResponse,
@@ -78,10 +79,6 @@ function addBundle(
     skip({ trustDomain: trustDomain.name }, "skipping a second bundle for the same trust domain");
     return;
   }
-  if (der.length === 0) {
-    skip({ trustDomain: trustDomain.name }, "skipping an empty bundle");
-    return;
-  }
   try {
     bundles.set(trustDomain.name, X509Bundle.fromDer(trustDomain, der));
   } catch (error) {
@@ -89,29 +86,58 @@ function addBundle(
   }
 }
 
+/** The bundle an SVID came with: the `bundle` field of its own entry in the response. */
+function ownBundle(raw: RawX509Svid, svid: X509Svid, index: number): X509Bundle {
+  try {
+    return X509Bundle.fromDer(svid.id.trustDomain, raw.bundle);
+  } catch (error) {
+    throw new MalformedResponseError(
+      "bad-bundle",
+      `the bundle of SVID #${index} (${raw.spiffe_id}) cannot be parsed: ${messageOf(error)}`,
+      { cause: error },
+    );
+  }
+}
+
+/**
+ * An SVID is served only if it would pass as a peer's: within its validity, and chaining
+ * to its trust domain's bundle from the same response under the same RFC 5280 checks. A
+ * broken or hostile response then cannot make the workload present garbage.
+ */
+function checkVerifies(svid: X509Svid, bundle: X509Bundle, index: number, now: Date): void {
+  try {
+    verifyX509Svid(svid.certificates, new X509BundleSet([bundle]), now);
+  } catch (error) {
+    throw new MalformedResponseError(
+      "untrusted-svid",
+      `SVID #${index} (${svid.id}) fails verification against the bundle in the same response: ${messageOf(error)}`,
+      { cause: error },
+    );
+  }
+}
+
 /**
  * Parses a FetchX509SVID response. Throws MalformedResponseError when the response as a
- * whole is unusable (no SVIDs, an SVID with an empty mandatory field, an unparsable SVID
- * or own bundle); skips (and reports) only bad federated bundles.
+ * whole is unusable (no SVIDs, an SVID with an empty mandatory field, an SVID that breaks
+ * the X.509-SVID rules or does not verify against its own bundle, an unparsable own
+ * bundle); skips (and reports) only bad federated bundles.
  */
-export function parseX509Context(raw: RawX509SvidResponse, skip: SkipReporter): ParsedX509Context {
+export function parseX509Context(
+  raw: RawX509SvidResponse,
+  skip: SkipReporter,
+  now: Date = new Date(),
+): ParsedX509Context {
   if (raw.svids.length === 0) {
     throw new MalformedResponseError("no-svids", "the response holds no SVIDs");
   }
   const svids = raw.svids.map(parseSvid);
   const bundles = new Map<string, X509Bundle>();
   raw.svids.forEach((rawSvid, index) => {
-    const trustDomain = (svids[index] as X509Svid).id.trustDomain;
-    if (bundles.has(trustDomain.name)) return;
-    try {
-      bundles.set(trustDomain.name, X509Bundle.fromDer(trustDomain, rawSvid.bundle));
-    } catch (error) {
-      throw new MalformedResponseError(
-        "bad-bundle",
-        `the bundle of SVID #${index} (${rawSvid.spiffe_id}) cannot be parsed: ${messageOf(error)}`,
-        { cause: error },
-      );
-    }
+    const svid = svids[index] as X509Svid;
+    const bundle = ownBundle(rawSvid, svid, index);
+    checkVerifies(svid, bundle, index, now);
+    // The first SVID of a trust domain brings its bundle; later ones do not replace it.
+    if (!bundles.has(bundle.trustDomain.name)) bundles.set(bundle.trustDomain.name, bundle);
   });
   for (const [key, der] of Object.entries(raw.federated_bundles)) {
     addBundle(bundles, key, der, skip);

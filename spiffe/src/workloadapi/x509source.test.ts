@@ -4,12 +4,13 @@ import { afterEach, beforeEach, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { status } from "@grpc/grpc-js";
 import type { X509BundleSet } from "../bundle/x509bundle.js";
-import { TestCa } from "../testing/ca.js";
+import { type IssuedSvid, TestCa } from "../testing/ca.js";
 import { type FakeSvid, FakeWorkloadApi } from "../testing/fake-workload-api.js";
 import {
   createFixtures,
   EXAMPLE,
   FAST_BACKOFF,
+  fakeSvid,
   OTHER,
   RecordingLogger,
   sleep,
@@ -51,6 +52,16 @@ function nextEvent<E extends keyof X509SourceEvents>(
   return new Promise((resolve) => {
     source.once(event, ((...args: X509SourceEvents[E]) => resolve(args)) as never);
   });
+}
+
+/** An issued SVID for spiffe://example.org/workload as the fake sends it, with example.org's bundle. */
+function asFake(issued: IssuedSvid): FakeSvid {
+  return {
+    spiffeId: "spiffe://example.org/workload",
+    chainDer: issued.chainDer,
+    keyDer: issued.keyDer,
+    bundleDer: exampleCa.bundleDer(),
+  };
 }
 
 /** An SVID for spiffe://example.org/workload with the given validity. */
@@ -392,20 +403,113 @@ describe("X509Source", () => {
     assert.ok(elapsedMs >= graceMs - 10 && elapsedMs < 5000, `withdrawn after ${elapsedMs} ms`);
   });
 
-  test("an SVID that arrives expired is never served", async () => {
+  test("a first SVID that arrives expired is refused, and ready() waits for a good one", async () => {
     const hour = 3600_000;
     const expired = await svidValid(new Date(Date.now() - 2 * hour), new Date(Date.now() - hour));
     fake.setX509({ svids: [expired] });
     const source = newSource();
     const changes = recordChanges(source);
+    const refused = nextEvent(source, "updateRefused");
     await assert.rejects(source.ready({ timeoutMs: 300 }), { code: "timeout" });
-    assert.equal(changes.count("update"), 1, "the response was received");
+    const [reason] = await refused;
+    assert.equal(reason.code, "untrusted-svid");
+    assert.equal((reason.cause as { code?: string }).code, "expired");
+    assert.equal(source.refusedUpdates, 1);
+    assert.equal(source.lastRefusal?.reason, reason);
+    assert.equal(changes.count("update"), 0, "a refused response is not an update");
     assert.equal(source.getX509Svid(), undefined);
 
     fake.setX509({ svids: [workload] }); // barrier: a valid SVID after the expired one
     await source.ready({ timeoutMs: 5000 });
     assert.equal(changes.svids.length, 1, "svidChanged only for the valid SVID");
     assert.deepEqual(changes.svids[0]?.certificates[0]?.raw, workload.chainDer);
+  });
+
+  describe("a bad update never replaces the SVID in service", () => {
+    const hour = 3600_000;
+    /** Each bad SVID, the refusal's code and the broken rule's code (its cause). */
+    const cases: [string, () => Promise<FakeSvid>, string, string][] = [
+      [
+        "expired",
+        () => svidValid(new Date(Date.now() - 2 * hour), new Date(Date.now() - hour)),
+        "untrusted-svid",
+        "expired",
+      ],
+      [
+        "not yet valid",
+        () => svidValid(new Date(Date.now() + hour), new Date(Date.now() + 2 * hour)),
+        "untrusted-svid",
+        "not-yet-valid",
+      ],
+      [
+        "from another CA than the bundle in the response",
+        async () => ({
+          ...(await fakeSvid(otherCa, "spiffe://example.org/workload")),
+          bundleDer: exampleCa.bundleDer(),
+        }),
+        "untrusted-svid",
+        "untrusted",
+      ],
+      [
+        "with a forged signature",
+        async () =>
+          asFake(
+            await exampleCa.issue("spiffe://example.org/workload", { forgeSignatureWith: otherCa }),
+          ),
+        "untrusted-svid",
+        "untrusted",
+      ],
+      [
+        "signed with SHA-1",
+        async () =>
+          asFake(
+            await exampleCa.issue("spiffe://example.org/workload", { signatureHash: "SHA-1" }),
+          ),
+        "untrusted-svid",
+        "weak-signature-algorithm",
+      ],
+      [
+        "whose leaf is a CA",
+        async () => asFake(await exampleCa.issue("spiffe://example.org/workload", { isCa: true })),
+        "bad-svid",
+        "leaf-is-ca",
+      ],
+      [
+        "whose leaf has keyCertSign",
+        async () =>
+          asFake(
+            await exampleCa.issue("spiffe://example.org/workload", {
+              keyUsage: { digitalSignature: true, keyCertSign: true },
+            }),
+          ),
+        "bad-svid",
+        "key-cert-sign",
+      ],
+    ];
+    for (const [what, makeBad, code, rule] of cases) {
+      test(what, async () => {
+        fake.setX509({ svids: [workload] });
+        const source = newSource();
+        await source.ready({ timeoutMs: 5000 });
+        const changes = recordChanges(source);
+        const refused = nextEvent(source, "updateRefused");
+        fake.setX509({
+          svids: [await makeBad()],
+          federatedBundles: { "spiffe://other.org": otherCa.bundleDer() },
+        });
+        const [reason] = await refused;
+        assert.equal(reason.code, code, reason.message);
+        assert.equal((reason.cause as { code?: string }).code, rule, reason.message);
+        assert.equal(source.refusedUpdates, 1);
+        assert.deepEqual(source.getX509Svid()?.certificates[0]?.raw, workload.chainDer);
+        assert.deepEqual(
+          names(source.getX509Bundles()),
+          ["example.org"],
+          "its bundles are ignored too",
+        );
+        assert.deepEqual(changes.events, [], "nothing changed");
+      });
+    }
   });
 
   test("an SVID that expires during the grace period is withdrawn at its expiry", async () => {

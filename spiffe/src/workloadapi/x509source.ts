@@ -61,6 +61,20 @@ export interface X509SourceEvents {
   update: [];
   /** A Workload API error; the source keeps retrying unless it is closed. */
   error: [Error];
+  /**
+   * A response was refused and ignored: malformed, or an SVID that breaks the X.509-SVID
+   * rules, does not verify against its own bundle or is outside its validity. The SVID
+   * and bundles in service stay; `refusedUpdates` counts these.
+   */
+  updateRefused: [reason: SpiffeError];
+}
+
+/** The last refused update, as X509Source#lastRefusal reports it. */
+export interface RefusedUpdate {
+  /** When the response was refused. */
+  readonly at: Date;
+  /** Why: a MalformedResponseError whose `cause` is the broken rule's error, if any. */
+  readonly reason: SpiffeError;
 }
 
 interface Waiter {
@@ -97,7 +111,13 @@ function isExpired(svid: X509Svid, nowMs: number): boolean {
  * gap; a second refusal, or the end of `permissionDeniedGraceMs` without an SVID,
  * withdraws them (getX509Svid() returns undefined) until the agent issues one again. The
  * bundles go too, since the agent no longer vouches for them either. An expired SVID is
- * never served: it is withdrawn at its notAfter, and one that arrives expired is ignored.
+ * never served: it is withdrawn at its notAfter.
+ *
+ * Every response is checked before it replaces anything, the first one too: each SVID
+ * must follow the X.509-SVID rules, its key must match its leaf, and it must verify
+ * against its trust domain's bundle in the same response, within its validity. A
+ * response that fails is logged, counted (`refusedUpdates`, "updateRefused") and ignored,
+ * and the SVID and bundles in service stay.
  *
  * "error" is only emitted when someone listens for it, so an unobserved failure never
  * crashes the process (Node throws on an "error" event without a listener); the source
@@ -125,6 +145,8 @@ export class X509Source
   /** Withdraws the SVID when it expires. */
   private expiryTimer: NodeJS.Timeout | undefined;
   private closed = false;
+  private refusals = 0;
+  private latestRefusal: RefusedUpdate | undefined;
 
   constructor(options: X509SourceOptions = {}) {
     super();
@@ -135,7 +157,15 @@ export class X509Source
     this.watch = this.client.watchX509Context({
       onUpdate: (context) => this.update(context),
       onError: (error, willRetry) => this.failed(error, willRetry),
+      onDiscard: (reason) => this.refused(reason),
     });
+  }
+
+  /** The client already logged the reason; the SVID in service stays. */
+  private refused(reason: SpiffeError): void {
+    this.refusals += 1;
+    this.latestRefusal = { at: new Date(), reason };
+    this.emit("updateRefused", reason);
   }
 
   private update(context: X509Context): void {
@@ -278,6 +308,19 @@ export class X509Source
   /** The current bundle set (empty before the first response). */
   getX509Bundles(): X509BundleSet {
     return this.bundles;
+  }
+
+  /**
+   * How many Workload API responses were refused and ignored since the source started
+   * (see the "updateRefused" event); for health checks.
+   */
+  get refusedUpdates(): number {
+    return this.refusals;
+  }
+
+  /** The most recent refused response, or undefined when none was. */
+  get lastRefusal(): RefusedUpdate | undefined {
+    return this.latestRefusal;
   }
 
   /** The last error the agent answered with, if the stream is failing now. */

@@ -8,13 +8,63 @@ import { SpiffeError } from "../errors/spiffe-error.js";
 import { type CertificateDetails, certificateDetails } from "../internal/certinfo.js";
 import { certificatesToPem, parseDerCertificates, parsePemCertificates } from "../internal/der.js";
 import { messageOf } from "../internal/error-message.js";
-import { parseSpiffeId, type SpiffeId } from "../spiffeid/spiffeid.js";
+import type { SpiffeId } from "../spiffeid/spiffeid.js";
+import { checkLeafUsage, type LeafRule, leafSpiffeId, type RuleFailure } from "./rules.js";
 
 /**
- * Codes: "malformed-chain", "empty-chain", "malformed-key", "no-uri-san",
- * "multiple-uri-sans", "invalid-spiffe-id", "missing-path", "key-mismatch".
+ * Why an X.509-SVID cannot be used as the workload's own. The leaf rules carry the same
+ * codes as peer verification (VerificationError): "no-uri-san", "multiple-uri-sans",
+ * "invalid-spiffe-id", "missing-path", "leaf-is-ca", "no-digital-signature",
+ * "key-cert-sign", "crl-sign".
  */
-export class SvidError extends SpiffeError {}
+export type SvidErrorCode =
+  | LeafRule
+  | "malformed-chain"
+  | "empty-chain"
+  | "malformed-key"
+  | "key-mismatch"
+  /** A certificate after the leaf is not a CA (basicConstraints cA false). */
+  | "signing-cert-not-ca"
+  /** A certificate after the leaf lacks keyUsage keyCertSign. */
+  | "signing-cert-no-key-cert-sign";
+
+/** The workload's own X.509-SVID breaks a rule (see SvidErrorCode), or cannot be read. */
+export class SvidError extends SpiffeError {
+  declare readonly code: SvidErrorCode;
+
+  constructor(code: SvidErrorCode, message: string, options?: ErrorOptions) {
+    super(code, message, options);
+  }
+}
+
+const ruleBroken: RuleFailure = (rule, message, options) => new SvidError(rule, message, options);
+
+function readDetails(certificate: X509Certificate, what: string): CertificateDetails {
+  try {
+    return certificateDetails(certificate);
+  } catch (error) {
+    throw new SvidError("malformed-chain", `${what} is malformed: ${messageOf(error)}`, {
+      cause: error,
+    });
+  }
+}
+
+/** X509-SVID 4.3: every certificate after the leaf signs, so it is a CA with keyCertSign. */
+function checkSigningCertificate(certificate: X509Certificate, what: string): void {
+  const details = readDetails(certificate, what);
+  if (!details.isCa) {
+    throw new SvidError(
+      "signing-cert-not-ca",
+      `${what} is not a CA (basicConstraints cA false), but every certificate after the leaf signs one below it`,
+    );
+  }
+  if (!details.keyUsage?.keyCertSign) {
+    throw new SvidError(
+      "signing-cert-no-key-cert-sign",
+      `${what} lacks keyUsage keyCertSign, which a signing certificate needs`,
+    );
+  }
+}
 
 /** The chain as one byte string; DER is self-delimiting, so equal bytes mean equal chains. */
 function chainDer(certificates: readonly X509Certificate[]): Buffer {
@@ -51,8 +101,12 @@ export class X509Svid {
 
   /**
    * From the Workload API's raw fields: concatenated DER chain (leaf first) and PKCS#8
-   * DER key. Checks that the leaf carries exactly one URI SAN that is a workload SPIFFE ID
-   * and that the key matches the leaf.
+   * DER key (the only form the Workload API sends). Applies the X.509-SVID rules as
+   * go-spiffe's x509svid.Parse does: the leaf carries exactly one URI SAN that is a
+   * workload SPIFFE ID, is not a CA, has keyUsage digitalSignature and neither keyCertSign
+   * nor cRLSign; every later certificate is a CA with keyCertSign; the key matches the
+   * leaf. It does not check validity or the chain's signatures: X509Source does that
+   * against the bundle that came with the SVID.
    */
   static fromDer(chainDer: Uint8Array, keyDer: Uint8Array, hint = ""): X509Svid {
     let certificates: X509Certificate[];
@@ -78,7 +132,11 @@ export class X509Svid {
     return X509Svid.assemble(certificates, privateKey, hint);
   }
 
-  /** From PEM files' contents (chain, leaf first; PKCS#8 or SEC1 key). */
+  /**
+   * From PEM files' contents: the chain, leaf first, and an unencrypted key as PKCS#8
+   * ("PRIVATE KEY"), SEC1 ("EC PRIVATE KEY") or PKCS#1 ("RSA PRIVATE KEY"). go-spiffe
+   * wants PKCS#8; the other two hold the same key and are what many tools write.
+   */
   static fromPem(chainPem: string, keyPem: string): X509Svid {
     let certificates: X509Certificate[];
     try {
@@ -96,7 +154,7 @@ export class X509Svid {
     } catch (error) {
       throw new SvidError(
         "malformed-key",
-        `X.509-SVID private key PEM is unreadable (expected an unencrypted PKCS#8 or SEC1 key): ${messageOf(error)}`,
+        `X.509-SVID private key PEM is unreadable (expected an unencrypted PKCS#8, SEC1 or PKCS#1 key): ${messageOf(error)}`,
         { cause: error },
       );
     }
@@ -110,43 +168,24 @@ export class X509Svid {
   ): X509Svid {
     const leaf = certificates[0];
     if (!leaf) throw new SvidError("empty-chain", "X.509-SVID chain holds no certificates");
-    let details: CertificateDetails;
+    const details = readDetails(leaf, "X.509-SVID leaf certificate");
+    const id = leafSpiffeId(details, "the X.509-SVID leaf certificate", ruleBroken);
+    checkLeafUsage(details, `the X.509-SVID leaf certificate for ${id}`, ruleBroken);
+    certificates.slice(1).forEach((certificate, index) => {
+      checkSigningCertificate(certificate, `intermediate certificate ${index + 1} of ${id}`);
+    });
+    let leafKey: KeyObject;
     try {
-      details = certificateDetails(leaf);
+      leafKey = leaf.publicKey;
     } catch (error) {
+      // OpenSSL parses the certificate but not every key in it (found by the fuzz tests).
       throw new SvidError(
         "malformed-chain",
-        `X.509-SVID leaf certificate is malformed: ${messageOf(error)}`,
+        `the X.509-SVID leaf certificate for ${id} holds a public key that cannot be read: ${messageOf(error)}`,
         { cause: error },
       );
     }
-    const [uri, ...others] = details.uris;
-    if (uri === undefined) {
-      throw new SvidError("no-uri-san", "X.509-SVID leaf certificate has no URI SAN (SPIFFE ID)");
-    }
-    if (others.length > 0) {
-      throw new SvidError(
-        "multiple-uri-sans",
-        `X.509-SVID leaf certificate has ${details.uris.length} URI SANs (${details.uris.join(", ")}); exactly one is allowed`,
-      );
-    }
-    let id: SpiffeId;
-    try {
-      id = parseSpiffeId(uri);
-    } catch (error) {
-      throw new SvidError(
-        "invalid-spiffe-id",
-        `X.509-SVID leaf URI SAN is not a valid SPIFFE ID: ${messageOf(error)}`,
-        { cause: error },
-      );
-    }
-    if (id.path === "") {
-      throw new SvidError(
-        "missing-path",
-        `X.509-SVID leaf carries ${id}, a trust domain ID; a workload's SPIFFE ID needs a path`,
-      );
-    }
-    if (!spkiDer(privateKey).equals(spkiDer(leaf.publicKey))) {
+    if (!spkiDer(privateKey).equals(spkiDer(leafKey))) {
       throw new SvidError(
         "key-mismatch",
         `X.509-SVID private key for ${id} does not match the public key of its leaf certificate`,

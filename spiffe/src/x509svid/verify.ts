@@ -8,7 +8,9 @@ import {
 } from "../internal/certinfo.js";
 import { messageOf } from "../internal/error-message.js";
 import { nameConstraintViolation } from "../internal/nameconstraints.js";
-import { parseSpiffeId, type SpiffeId, SpiffeIdError } from "../spiffeid/spiffeid.js";
+import { judgeSignatureAlgorithm, signingKeyProblem } from "../internal/sigalg.js";
+import type { SpiffeId } from "../spiffeid/spiffeid.js";
+import { checkLeafUsage, leafSpiffeId, type RuleFailure } from "./rules.js";
 
 /** Which peer-validation rule a chain broke. */
 export type VerificationRule =
@@ -26,6 +28,10 @@ export type VerificationRule =
   | "not-yet-valid"
   | "untrusted"
   | "malformed-certificate"
+  /** A certificate of the path is signed with MD5, SHA-1 or another broken algorithm. */
+  | "weak-signature-algorithm"
+  /** A certificate of the path is signed with an algorithm or key outside the accepted list. */
+  | "unsupported-signature-algorithm"
   /** A certificate of the path has a critical extension the library does not process. */
   | "unhandled-critical-extension"
   /** A CA's nameConstraints exclude, or do not permit, a name of a certificate below it. */
@@ -82,36 +88,11 @@ export function verifyX509Svid(
     );
   }
   const leafDetails = readDetails(leaf, "the peer's leaf certificate");
-  const id = leafSpiffeId(leafDetails);
+  const id = leafSpiffeId(leafDetails, "the peer's certificate", ruleBroken);
   const who = `peer certificate for ${id}`;
-
-  if (leafDetails.isCa) {
-    throw new VerificationError(
-      "leaf-is-ca",
-      `${who} is a CA certificate (basicConstraints cA true); an X.509-SVID leaf must not be a CA`,
-    );
-  }
-  const usage = leafDetails.keyUsage;
-  if (!usage?.digitalSignature) {
-    throw new VerificationError(
-      "no-digital-signature",
-      usage
-        ? `${who} has a keyUsage without digitalSignature`
-        : `${who} has no keyUsage extension; an X.509-SVID leaf needs digitalSignature`,
-    );
-  }
-  if (usage.keyCertSign) {
-    throw new VerificationError(
-      "key-cert-sign",
-      `${who} has keyUsage keyCertSign, which an X.509-SVID leaf must not have`,
-    );
-  }
-  if (usage.cRLSign) {
-    throw new VerificationError(
-      "crl-sign",
-      `${who} has keyUsage cRLSign, which an X.509-SVID leaf must not have`,
-    );
-  }
+  checkLeafUsage(leafDetails, who, ruleBroken);
+  const leafAlgorithmProblem = signatureAlgorithmProblem(leafDetails, who);
+  if (leafAlgorithmProblem) throw leafAlgorithmProblem;
   const leafExtensionProblem = criticalExtensionProblem(leafDetails, who);
   if (leafExtensionProblem) throw leafExtensionProblem;
   const validityProblem = checkValidity(leafDetails, now, who);
@@ -130,6 +111,13 @@ export function verifyX509Svid(
     throw new VerificationError(
       "no-bundle",
       `asked for the bundle of ${trustDomain.name}, the bundle source returned ${bundle.trustDomain.name}'s`,
+    );
+  }
+
+  if (bundle.certificates.length === 0) {
+    throw new VerificationError(
+      "untrusted",
+      `the X.509 bundle of ${trustDomain.name} holds no authorities (the trust domain has no X.509 CA, e.g. it is JWT-only), so ${id} cannot be authenticated`,
     );
   }
 
@@ -173,38 +161,26 @@ function readDetails(certificate: X509Certificate, what: string): CertificateDet
   }
 }
 
-function leafSpiffeId(details: CertificateDetails): SpiffeId {
-  const [uri, ...others] = details.uris;
-  if (uri === undefined) {
-    throw new VerificationError(
-      "no-uri-san",
-      "the peer's certificate has no URI SAN, so it carries no SPIFFE ID",
+const ruleBroken: RuleFailure = (rule, message, options) =>
+  new VerificationError(rule, message, options);
+
+/** Weak (MD5, SHA-1...) or unknown signature algorithms are refused; see internal/sigalg.ts. */
+function signatureAlgorithmProblem(
+  details: CertificateDetails,
+  who: string,
+): VerificationError | undefined {
+  const judged = judgeSignatureAlgorithm(details.signatureAlgorithm);
+  if (judged.verdict === "accepted") return undefined;
+  if (judged.verdict === "weak") {
+    return new VerificationError(
+      "weak-signature-algorithm",
+      `${who} is signed with ${judged.name}, a weak algorithm that is refused`,
     );
   }
-  if (others.length > 0) {
-    throw new VerificationError(
-      "multiple-uri-sans",
-      `the peer's certificate has ${details.uris.length} URI SANs (${details.uris.join(", ")}); an X.509-SVID has exactly one`,
-    );
-  }
-  let id: SpiffeId;
-  try {
-    id = parseSpiffeId(uri);
-  } catch (error) {
-    if (!(error instanceof SpiffeIdError)) throw error;
-    throw new VerificationError(
-      "invalid-spiffe-id",
-      `the peer's URI SAN is not a valid SPIFFE ID: ${error.message}`,
-      { cause: error },
-    );
-  }
-  if (id.path === "") {
-    throw new VerificationError(
-      "missing-path",
-      `the peer's SPIFFE ID ${id} has no path; a workload's ID names the workload, e.g. ${id}/service`,
-    );
-  }
-  return id;
+  return new VerificationError(
+    "unsupported-signature-algorithm",
+    `${who} is signed with ${judged.name}, which is not among the accepted algorithms (ECDSA P-256/P-384 with SHA-256/384, RSA PKCS#1 v1.5 or PSS with SHA-256/384/512, Ed25519)`,
+  );
 }
 
 function checkValidity(
@@ -314,6 +290,8 @@ function nameConstraintsProblem(
   return undefined;
 }
 
+const BUNDLE_ROLE = "bundle certificate";
+
 /** Why `issuer`, found `below` intermediates above the leaf, may not sign; undefined if fine. */
 function issuerProblem(
   issuer: X509Certificate,
@@ -338,8 +316,18 @@ function issuerProblem(
       `${who} allows ${details.pathLength} intermediate(s) below it, the chain has ${below}`,
     );
   }
+  const keyProblem = signingKeyProblem(issuer.publicKey);
+  if (keyProblem !== undefined) {
+    return new VerificationError(
+      "unsupported-signature-algorithm",
+      `${who} signed the chain with ${keyProblem}`,
+    );
+  }
   return (
     checkValidity(details, now, who) ??
+    // A bundle certificate is trusted because it is in the bundle, not for its
+    // self-signature, which nothing verifies (RFC 5280 6.1): only the others are judged.
+    (role === BUNDLE_ROLE ? undefined : signatureAlgorithmProblem(details, who)) ??
     criticalExtensionProblem(details, who) ??
     nameConstraintsProblem(details, who, search.path)
   );
@@ -354,7 +342,7 @@ function chainsToBundle(
 ): boolean {
   for (const root of search.roots) {
     if (!issued(subject, root, search)) continue;
-    const problem = issuerProblem(root, below, "bundle certificate", search);
+    const problem = issuerProblem(root, below, BUNDLE_ROLE, search);
     if (!problem) {
       search.path.push(root);
       return true;

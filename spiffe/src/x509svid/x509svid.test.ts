@@ -496,6 +496,22 @@ describe("X509Svid", () => {
     assert.equal(X509Svid.fromPem(svid.certificatesPem(), sec1).id.toString(), WEBAPP);
   });
 
+  it("accepts a PKCS#1 RSA key in PEM, and refuses an encrypted one", async () => {
+    const rsaCa = await TestCa.create("broker.org", "rsa-2048");
+    const svid = (await rsaCa.issue(WEBAPP)).svid();
+    const pkcs1 = svid.privateKey.export({ type: "pkcs1", format: "pem" }).toString();
+    assert.match(pkcs1, /BEGIN RSA PRIVATE KEY/);
+    assert.equal(X509Svid.fromPem(svid.certificatesPem(), pkcs1).id.toString(), WEBAPP);
+    const encrypted = svid.privateKey
+      .export({ type: "pkcs8", format: "pem", cipher: "aes-128-cbc", passphrase: "secret" })
+      .toString();
+    assertSvidError(
+      () => X509Svid.fromPem(svid.certificatesPem(), encrypted),
+      "malformed-key",
+      "unencrypted",
+    );
+  });
+
   it("rejects an empty chain", async () => {
     const { keyDer } = await brokerCa.issue(WEBAPP);
     assertSvidError(
@@ -552,7 +568,83 @@ describe("X509Svid", () => {
 
   it("rejects a trust domain ID as a workload identity", async () => {
     const { chainDer, keyDer } = await brokerCa.issue("spiffe://broker.org");
-    assertSvidError(() => X509Svid.fromDer(chainDer, keyDer), "missing-path", "needs a path");
+    assertSvidError(
+      () => X509Svid.fromDer(chainDer, keyDer),
+      "missing-path",
+      "a SPIFFE ID without a path",
+    );
+  });
+
+  // go-spiffe's x509svid.Parse rules (X509-SVID 4.1, 4.3), with peer verification's codes.
+  for (const [what, options, code, fragment] of [
+    [
+      "a CA leaf",
+      { isCa: true },
+      "leaf-is-ca",
+      `the X.509-SVID leaf certificate for ${WEBAPP} is a CA certificate (basicConstraints cA true)`,
+    ],
+    [
+      "a leaf with keyCertSign",
+      { keyUsage: { digitalSignature: true, keyCertSign: true } },
+      "key-cert-sign",
+      "keyCertSign",
+    ],
+    [
+      "a leaf with cRLSign",
+      { keyUsage: { digitalSignature: true, cRLSign: true } },
+      "crl-sign",
+      "cRLSign",
+    ],
+    [
+      "a leaf without digitalSignature",
+      { keyUsage: { cRLSign: true } },
+      "no-digital-signature",
+      "without digitalSignature",
+    ],
+    ["a leaf without keyUsage", { keyUsage: {} }, "no-digital-signature", "no keyUsage extension"],
+  ] as const) {
+    it(`refuses ${what} as its own SVID, from DER and from PEM`, async () => {
+      const issued = await brokerCa.issue(WEBAPP, options);
+      assertSvidError(() => X509Svid.fromDer(issued.chainDer, issued.keyDer), code, fragment);
+      const keyPem = createPrivateKey({ key: issued.keyDer, format: "der", type: "pkcs8" })
+        .export({ type: "pkcs8", format: "pem" })
+        .toString();
+      const chainPem = issued.certificates.map((c) => c.toString()).join("");
+      assertSvidError(() => X509Svid.fromPem(chainPem, keyPem), code, fragment);
+    });
+  }
+
+  it("refuses a chain whose signing certificate is not a CA", async () => {
+    const notCa = await brokerCa.createIntermediate({ isCa: false });
+    const { chainDer, keyDer } = await notCa.issue(WEBAPP);
+    assertSvidError(
+      () => X509Svid.fromDer(chainDer, keyDer),
+      "signing-cert-not-ca",
+      "intermediate certificate 1 of spiffe://broker.org/webapp is not a CA",
+    );
+  });
+
+  it("refuses a chain whose signing certificate lacks keyCertSign", async () => {
+    const noSign = await brokerCa.createIntermediate({ keyCertSign: false });
+    const { chainDer, keyDer } = await noSign.issue(WEBAPP);
+    assertSvidError(
+      () => X509Svid.fromDer(chainDer, keyDer),
+      "signing-cert-no-key-cert-sign",
+      "lacks keyUsage keyCertSign",
+    );
+  });
+
+  it("checks every signing certificate, and accepts a good two-level chain", async () => {
+    const good = await brokerCa.createIntermediate();
+    const below = await good.createIntermediate({ keyCertSign: false });
+    const bad = await below.issue(WEBAPP);
+    assertSvidError(
+      () => X509Svid.fromDer(bad.chainDer, bad.keyDer),
+      "signing-cert-no-key-cert-sign",
+      "intermediate certificate 1 of",
+    );
+    const fine = await (await good.createIntermediate()).issue(WEBAPP);
+    assert.equal(X509Svid.fromDer(fine.chainDer, fine.keyDer).certificates.length, 3);
   });
 });
 
@@ -582,7 +674,7 @@ describe("verifyX509Svid messages and edges", () => {
     assertExact(
       () => verifyX509Svid(noPath.certificates, bundles),
       "missing-path",
-      "the peer's SPIFFE ID spiffe://broker.org has no path; a workload's ID names the workload, e.g. spiffe://broker.org/service",
+      "the peer's certificate carries spiffe://broker.org, a SPIFFE ID without a path; a workload's ID names the workload, e.g. spiffe://broker.org/service",
     );
     const stranger = await (await TestCa.create("broker.org")).issue(WEBAPP);
     assertExact(
@@ -703,7 +795,7 @@ describe("X509Svid details", () => {
     assertSvidErrorExact(
       () => X509Svid.fromPem(svid.certificatesPem(), "not a key"),
       "malformed-key",
-      /^X\.509-SVID private key PEM is unreadable \(expected an unencrypted PKCS#8 or SEC1 key\): /,
+      /^X\.509-SVID private key PEM is unreadable \(expected an unencrypted PKCS#8, SEC1 or PKCS#1 key\): /,
       true,
     );
   });
@@ -726,7 +818,7 @@ describe("X509Svid details", () => {
     assertSvidErrorExact(
       () => X509Svid.fromDer(badId.chainDer, badId.keyDer),
       "invalid-spiffe-id",
-      /^X\.509-SVID leaf URI SAN is not a valid SPIFFE ID: invalid SPIFFE ID/,
+      /^the X\.509-SVID leaf certificate has a URI SAN that is not a valid SPIFFE ID: invalid SPIFFE ID/,
       true,
     );
   });
@@ -743,7 +835,7 @@ describe("X509Svid details", () => {
     assertSvidErrorExact(
       () => X509Svid.fromDer(two.chainDer, two.keyDer),
       "multiple-uri-sans",
-      "X.509-SVID leaf certificate has 2 URI SANs (spiffe://broker.org/webapp, spiffe://broker.org/other); exactly one is allowed",
+      "the X.509-SVID leaf certificate has 2 URI SANs (spiffe://broker.org/webapp, spiffe://broker.org/other); an X.509-SVID has exactly one",
     );
   });
 });

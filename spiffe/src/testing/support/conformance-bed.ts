@@ -181,6 +181,12 @@ export class Bed {
 }
 
 /**
+ * OpenSSL's security level 0 on the suite's side only, so it can present what a hostile
+ * peer could (a SHA-1 or MD5 signed certificate): the library must refuse those itself.
+ */
+const PEER_CIPHERS = "DEFAULT:@SECLEVEL=0";
+
+/**
  * The suite's side of the server role: connects to an X.509 port presenting `peer` (or
  * no certificate) and reads the line the harness writes: the peer ID when accepted,
  * nothing when refused. Also returns the chain the port presented.
@@ -193,6 +199,7 @@ export async function probeX509Port(
     host: "127.0.0.1",
     port,
     rejectUnauthorized: false,
+    ciphers: PEER_CIPHERS,
     ...(peer ? { cert: pem(peer.certificates), key: keyPem(peer) } : {}),
   });
   let presented: X509Certificate[] = [];
@@ -220,6 +227,7 @@ export async function dialThroughHarness(controlPort: number, peer: IssuedSvid):
     key: keyPem(peer),
     requestCert: true,
     rejectUnauthorized: false,
+    ciphers: PEER_CIPHERS,
   });
   server.on("secureConnection", (socket) => socket.on("error", () => {}));
   server.on("tlsClientError", () => {});

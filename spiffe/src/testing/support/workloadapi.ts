@@ -1,5 +1,6 @@
 // Helpers shared by the Workload API tests (not part of the library's API).
 
+import type { SpiffeError } from "../../errors/spiffe-error.js";
 import type { Logger } from "../../logger/logger.js";
 import { TrustDomain } from "../../spiffeid/spiffeid.js";
 import type { Watcher } from "../../workloadapi/client.js";
@@ -51,6 +52,10 @@ export class RecordingLogger implements Logger {
 export class RecordingWatcher<T> implements Watcher<T> {
   readonly updates: T[] = [];
   readonly errors: { error: WorkloadApiError; willRetry: boolean }[] = [];
+  readonly discards: SpiffeError[] = [];
+  onDiscard(error: SpiffeError) {
+    this.discards.push(error);
+  }
   onUpdate(value: T) {
     this.updates.push(value);
   }
