@@ -1,7 +1,7 @@
 import { adviseOnMissingSvid } from "@federation-demo/service-kit";
-import type { SpiffeId, X509Source } from "@federation-demo/spiffe";
 import express, { type Express, type NextFunction, type Request, type Response } from "express";
 import type { Logger } from "pino";
+import type { SpiffeId, X509Source } from "spiffe-node";
 import { CoalescedCall } from "./coalesce.js";
 import { CONTENT_SECURITY_POLICY, type PageView, renderQuotesPage } from "./page.js";
 import type { Quote } from "./quote.js";

@@ -11,8 +11,8 @@ import {
   logIdentityChanges,
   parseCommandLineOrExit,
 } from "@federation-demo/service-kit";
-import { X509Source } from "@federation-demo/spiffe";
 import type { Logger } from "pino";
+import { X509Source } from "spiffe-node";
 import { createWebapp } from "./app.js";
 import { parseOptions, type WebappOptions } from "./options.js";
 import { BundleHistory } from "./trust.js";

@@ -6,8 +6,8 @@ import {
   socketOption,
   workloadIdOption,
 } from "@federation-demo/service-kit";
-import type { SpiffeId } from "@federation-demo/spiffe";
 import { Command, InvalidArgumentError, Option } from "commander";
+import type { SpiffeId } from "spiffe-node";
 
 /** The command line of the broker webapp, checked. */
 export interface WebappOptions {

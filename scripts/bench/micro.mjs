@@ -11,8 +11,8 @@ import {
   parseWorkloadId,
   verifyX509Svid,
   X509BundleSet,
-} from "@federation-demo/spiffe";
-import { TestCa } from "@federation-demo/spiffe/testing";
+} from "spiffe-node";
+import { TestCa } from "spiffe-node/testing";
 import { request } from "undici";
 
 const VERIFY_ROUNDS = 2_000;

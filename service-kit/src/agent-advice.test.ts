@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { workloadApiErrorFromStatus } from "@federation-demo/spiffe";
+import { workloadApiErrorFromStatus } from "spiffe-node";
 import { adviseOnMissingSvid } from "./agent-advice.js";
 
 // gRPC status codes (service-kit does not depend on grpc-js itself).

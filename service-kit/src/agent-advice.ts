@@ -1,8 +1,4 @@
-import {
-  type AgentProblem,
-  type AgentProblemKind,
-  diagnoseAgentProblem,
-} from "@federation-demo/spiffe";
+import { type AgentProblem, type AgentProblemKind, diagnoseAgentProblem } from "spiffe-node";
 
 /** A workload's missing SVID in plain words, for the web page and the logs. */
 export interface AgentAdvice {

@@ -1,5 +1,5 @@
-import { parseWorkloadId, resolveEndpointAddress, type SpiffeId } from "@federation-demo/spiffe";
 import { type Command, CommanderError, InvalidArgumentError, Option } from "commander";
+import { parseWorkloadId, resolveEndpointAddress, type SpiffeId } from "spiffe-node";
 
 /** The Workload API address when neither --socket nor SPIFFE_ENDPOINT_SOCKET gives one. */
 export const DEFAULT_SOCKET = "unix:///tmp/agent.sock";

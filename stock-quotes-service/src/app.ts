@@ -1,6 +1,6 @@
-import { peerIdOf } from "@federation-demo/spiffe";
 import express, { type Express, type NextFunction, type Request, type Response } from "express";
 import type { Logger } from "pino";
+import { peerIdOf } from "spiffe-node";
 import type { QuoteBook } from "./quotes.js";
 
 /** What /healthz reports. */

@@ -12,14 +12,14 @@ import {
   logIdentityChanges,
   parseCommandLineOrExit,
 } from "@federation-demo/service-kit";
+import type { Logger } from "pino";
 import {
   AuthorizationError,
   authorizeID,
   createMtlsHttpsServer,
   SpiffeError,
   X509Source,
-} from "@federation-demo/spiffe";
-import type { Logger } from "pino";
+} from "spiffe-node";
 import { createHealthApp, createQuotesApp, type HealthReport } from "./app.js";
 import { parseOptions, type QuotesServiceOptions } from "./options.js";
 import { QuoteBook } from "./quotes.js";

@@ -7,8 +7,8 @@ import {
   socketOption,
   workloadIdOption,
 } from "@federation-demo/service-kit";
-import type { SpiffeId } from "@federation-demo/spiffe";
 import { Command, Option } from "commander";
+import type { SpiffeId } from "spiffe-node";
 
 /** The command line of the stock quotes service, checked. */
 export interface QuotesServiceOptions {

@@ -10,7 +10,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { connect } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { diagnoseAgentProblem, WorkloadApiClient } from "@federation-demo/spiffe";
+import { diagnoseAgentProblem, WorkloadApiClient } from "spiffe-node";
 import {
   agentSocket,
   assertEachListsTheOther,
