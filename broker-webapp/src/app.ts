@@ -1,5 +1,12 @@
-import { adviseOnMissingSvid } from "@federation-demo/service-kit";
-import express, { type Express, type NextFunction, type Request, type Response } from "express";
+import {
+  adviseOnMissingSvid,
+  createExpressApp,
+  errorAnswers,
+  methodNotAllowed,
+  notFound,
+  svidHealth,
+} from "@federation-demo/service-kit";
+import type { Express } from "express";
 import type { Logger } from "pino";
 import type { SpiffeId, X509Source } from "spiffe-node";
 import { CoalescedCall } from "./coalesce.js";
@@ -26,6 +33,7 @@ export type UpstreamResult =
   | { ok: false; at: Date; reason: string }
   | undefined;
 
+/** What the webapp is built from. */
 export interface WebappDeps {
   source: IdentitySource;
   client: QuotesFetcher;
@@ -33,14 +41,6 @@ export interface WebappDeps {
   /** The bundles held and when each changed (fed from the source's bundlesChanged). */
   bundleHistory: BundleHistory;
   log: Logger;
-}
-
-function methodNotAllowed(_req: Request, res: Response): void {
-  res
-    .set("Allow", "GET, HEAD")
-    .status(405)
-    .type("text/plain")
-    .send("Method not allowed: use GET\n");
 }
 
 /** GET /quotes (the page), GET /healthz (JSON), GET / (redirect); 405 for other methods. */
@@ -100,9 +100,7 @@ export function createWebapp({
     return upstreamCall.run();
   };
 
-  const app = express();
-  app.disable("x-powered-by");
-  app.disable("etag");
+  const app = createExpressApp();
 
   // The loads that shared a call get one page, rendered (after the call, so after they all
   // arrived) by the first of them: the rendering and its garbage are not repeated per load.
@@ -130,14 +128,11 @@ export function createWebapp({
       .type("html")
       .send(rendered.page);
   });
-  app.all("/quotes", methodNotAllowed);
+  app.all("/quotes", methodNotAllowed("text"));
 
   app.get("/healthz", (_req, res) => {
-    const svid = source.getX509Svid();
     res.set("Cache-Control", "no-store").json({
-      hasSvid: svid !== undefined,
-      spiffeId: svid?.id.toString() ?? null,
-      svidExpiresAt: svid?.expiresAt.toISOString() ?? null,
+      ...svidHealth(source),
       upstream: {
         url: client.url.toString(),
         lastResult:
@@ -157,27 +152,13 @@ export function createWebapp({
       trust: trustJson(trust()),
     });
   });
-  app.all("/healthz", methodNotAllowed);
+  app.all("/healthz", methodNotAllowed("text"));
 
   app.get("/", (_req, res) => {
     res.redirect(302, "/quotes");
   });
 
-  app.use((_req, res) => {
-    res.status(404).type("text/plain").send("Not found: the quotes are at /quotes\n");
-  });
-  app.use((error: unknown, _req: Request, res: Response, next: NextFunction) => {
-    if (res.headersSent) {
-      next(error);
-      return;
-    }
-    log.error({ err: error }, "request failed");
-    const status = (error as { status?: unknown }).status;
-    const code = typeof status === "number" && status >= 400 && status < 600 ? status : 500;
-    res
-      .status(code)
-      .type("text/plain")
-      .send(code === 500 ? "Internal error\n" : "Bad request\n");
-  });
+  app.use(notFound("text", "the quotes are at /quotes"));
+  app.use(errorAnswers("text", log));
   return app;
 }

@@ -8,7 +8,13 @@ import type { Server as HttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import { after, before, describe, it } from "node:test";
 import { pino } from "pino";
-import { authorizeID, createMtlsHttpsServer, parseWorkloadId, X509BundleSet } from "spiffe-node";
+import {
+  authorizeID,
+  createMtlsHttpsServer,
+  parseWorkloadId,
+  WorkloadApiAddress,
+  X509BundleSet,
+} from "spiffe-node";
 import { TestCa } from "spiffe-node/testing";
 import { createWebapp, type IdentitySource } from "./app.js";
 import { BundleHistory } from "./trust.js";
@@ -99,7 +105,7 @@ describe("broker-webapp: page loads share a call to the quotes service in flight
       getX509Svid: () => webappSvid,
       getX509Bundles: () => bundles,
       lastError: undefined,
-      address: "unix:///nowhere/agent.sock",
+      address: WorkloadApiAddress.parse("unix:///nowhere/agent.sock"),
     };
     webServer = createServer(
       createWebapp({

@@ -10,12 +10,14 @@ export interface Quote extends Omit<QuoteJson, "Time"> {
   Time: Date | null;
 }
 
+/** The quotes service answered JSON that is not a list of quotes. */
 export class QuoteShapeError extends Error {
   override name = "QuoteShapeError";
 }
 
-/** More quotes or longer symbols than this is not a quotes service we understand. */
+/** More quotes than this is not a quotes service we understand. */
 export const MAX_QUOTES = 1000;
+/** Nor are longer symbols than this. */
 export const MAX_SYMBOL_LENGTH = 32;
 
 /** RFC 3339 date-time, e.g. 2026-01-02T03:04:05.123Z or ...+01:00 */

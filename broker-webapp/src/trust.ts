@@ -32,6 +32,7 @@ export interface TrustView {
 
 const SHORT_FINGERPRINT_BYTES = 8;
 
+/** How the trust panel shows one CA certificate. */
 export function authorityView(certificate: X509Certificate): AuthorityView {
   return {
     fingerprint: certificate.fingerprint256.split(":").slice(0, SHORT_FINGERPRINT_BYTES).join(":"),

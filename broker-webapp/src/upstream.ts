@@ -22,6 +22,7 @@ export class UpstreamError extends Error {
   override name = "UpstreamError";
 }
 
+/** Where the quotes are, who must serve them, and with which identity and trust. */
 export interface QuotesClientOptions {
   url: URL;
   /** The only SPIFFE ID the quotes service may present. */

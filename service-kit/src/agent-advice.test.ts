@@ -1,13 +1,13 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { workloadApiErrorFromStatus } from "spiffe-node";
+import { WorkloadApiAddress, workloadApiErrorFromStatus } from "spiffe-node";
 import { adviseOnMissingSvid } from "./agent-advice.js";
 
 // gRPC status codes (service-kit does not depend on grpc-js itself).
 const status = { PERMISSION_DENIED: 7, INTERNAL: 13, UNAVAILABLE: 14 } as const;
 type Code = (typeof status)[keyof typeof status];
 
-const ADDRESS = "unix:///no/such/folder/agent.sock";
+const ADDRESS = WorkloadApiAddress.parse("unix:///no/such/folder/agent.sock");
 
 function adviceFor(code: Code | undefined, details = "") {
   const lastError =

@@ -1,32 +1,28 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { Command, CommanderError, InvalidArgumentError } from "commander";
+import { CommanderError, InvalidArgumentError } from "commander";
+import { WorkloadApiAddress } from "spiffe-node";
 import {
-  checkListenAndSocket,
   DEFAULT_SOCKET,
   exitCodeFor,
-  hostOption,
-  logLevelOption,
   parsePort,
-  portOption,
-  socketOption,
+  serviceOptionsParser,
   USAGE_EXIT_CODE,
   workloadIdOption,
 } from "./command-line.js";
 
-/** A program with the shared options, parsed like the services do; throws CommanderError. */
+/** The services' common options with one of their own, parsed as the services do. */
 function parse(argv: string[], env: NodeJS.ProcessEnv = {}) {
-  const program = new Command("test-service")
-    .addOption(portOption("port to listen on", 8090))
-    .addOption(hostOption())
-    .addOption(socketOption(env))
-    .addOption(logLevelOption())
-    .exitOverride()
-    .configureOutput({ writeErr: () => {}, writeOut: () => {} })
-    .parse(argv, { from: "user" });
-  const opts = program.opts<{ port: number; host: string; socket: string; logLevel: string }>();
-  return { ...opts, socket: checkListenAndSocket(program, opts.host, opts.socket) };
+  const parser = serviceOptionsParser<{ extra?: string }>(
+    { name: "test-service", description: "a test", port: { description: "port", default: 8090 } },
+    (program) => program.option("--extra <text>").configureOutput(SILENT),
+  );
+  const { socket, ...rest } = parser(argv, env);
+  assert.ok(socket instanceof WorkloadApiAddress, "the address comes parsed");
+  return { ...rest, socket: String(socket) };
 }
+
+const SILENT = { writeErr: () => {}, writeOut: () => {} };
 
 function usageError(run: () => unknown, message: RegExp): void {
   assert.throws(run, (error: unknown) => {
@@ -45,6 +41,11 @@ describe("command-line options shared by the services", () => {
       socket: DEFAULT_SOCKET,
       logLevel: "info",
     });
+  });
+
+  test("the service's own options come with the common ones; extra arguments are refused", () => {
+    assert.equal(parse(["--extra", "x"]).extra, "x");
+    usageError(() => parse(["stray"]), /too many arguments/);
   });
 
   test("--socket defaults to SPIFFE_ENDPOINT_SOCKET when it is set", () => {

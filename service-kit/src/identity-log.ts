@@ -30,7 +30,11 @@ export function logIdentityChanges(source: X509Source, log: Logger): () => void 
     lastWaitingLog = now;
     lastProblem = problem;
     log.warn(
-      { socket: source.address, problem: advice.kind, agentSaid: advice.detail ?? "nothing yet" },
+      {
+        socket: source.address.address,
+        problem: advice.kind,
+        agentSaid: advice.detail ?? "nothing yet",
+      },
       `still waiting for an X.509 SVID: ${advice.reason}${advice.fix ? ` ${advice.fix}` : ""}`,
     );
   };
@@ -38,7 +42,8 @@ export function logIdentityChanges(source: X509Source, log: Logger): () => void 
   const onUpdate = () => {
     const svid = source.getX509Svid();
     if (!svid) {
-      if (current !== undefined) log.warn({ socket: source.address }, "X.509 SVID withdrawn");
+      if (current !== undefined)
+        log.warn({ socket: source.address.address }, "X.509 SVID withdrawn");
       current = undefined;
       return;
     }
@@ -66,13 +71,16 @@ export function logIdentityChanges(source: X509Source, log: Logger): () => void 
   const onError = () => {
     onUpdate();
     if (source.getX509Svid()) {
-      log.warn({ socket: source.address, error: source.lastError?.message }, "Workload API error");
+      log.warn(
+        { socket: source.address.address, error: source.lastError?.message },
+        "Workload API error",
+      );
       return;
     }
     logWaiting(false);
   };
 
-  log.info({ socket: source.address }, "waiting for an X.509 SVID");
+  log.info({ socket: source.address.address }, "waiting for an X.509 SVID");
   source.on("update", onUpdate);
   source.on("error", onError);
   const timer = setInterval(() => logWaiting(true), WAITING_LOG_INTERVAL_MS);

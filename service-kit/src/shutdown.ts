@@ -4,6 +4,7 @@ import { ListenError } from "./listen.js";
 /** How long closing may take before the process exits anyway. */
 export const SHUTDOWN_GRACE_MS = 5_000;
 
+/** The handle handleShutdown gives: whether it is stopping, and how to stop. */
 export interface Shutdown {
   /** True once stop() has run (a signal, or a failed start-up). */
   readonly stopping: boolean;

@@ -1,41 +1,26 @@
-import express, { type Express, type NextFunction, type Request, type Response } from "express";
+import {
+  createExpressApp,
+  errorAnswers,
+  methodNotAllowed,
+  notFound,
+  type SvidHealth,
+} from "@federation-demo/service-kit";
+import type { Express } from "express";
 import type { Logger } from "pino";
 import { peerIdOf } from "spiffe-node";
 import type { QuoteBook } from "./quotes.js";
 
-/** What /healthz reports. */
-export interface HealthReport {
-  hasSvid: boolean;
-  spiffeId: string | null;
-  svidExpiresAt: string | null;
-}
-
+/** What createQuotesApp serves from. */
 export interface QuotesAppOptions {
   book: QuoteBook;
   log: Logger;
-  health: () => HealthReport;
-}
-
-function methodNotAllowed(_req: Request, res: Response): void {
-  res.set("Allow", "GET, HEAD").status(405).json({ error: "method not allowed; use GET" });
-}
-
-/** Errors (e.g. a malformed URL) answered as short JSON, never with a stack trace. */
-function jsonErrors(error: unknown, _req: Request, res: Response, next: NextFunction): void {
-  if (res.headersSent) {
-    next(error);
-    return;
-  }
-  const status = (error as { status?: unknown }).status;
-  const code = typeof status === "number" && status >= 400 && status < 600 ? status : 500;
-  res.status(code).json({ error: code === 500 ? "internal error" : (error as Error).message });
+  /** What /healthz reports. */
+  health: () => SvidHealth;
 }
 
 /** The routes served over mTLS: GET /quotes, GET /healthz; 405 for other methods, 404 elsewhere. */
 export function createQuotesApp({ book, log, health }: QuotesAppOptions): Express {
-  const app = express();
-  app.disable("x-powered-by");
-  app.disable("etag");
+  const app = createExpressApp();
 
   app.use((req, res, next) => {
     res.on("finish", () => {
@@ -55,31 +40,26 @@ export function createQuotesApp({ book, log, health }: QuotesAppOptions): Expres
   app.get("/quotes", (_req, res) => {
     res.set("Cache-Control", "no-store").json(book.next());
   });
-  app.all("/quotes", methodNotAllowed);
+  app.all("/quotes", methodNotAllowed("json"));
 
   app.get("/healthz", (_req, res) => {
     res.set("Cache-Control", "no-store").json(health());
   });
-  app.all("/healthz", methodNotAllowed);
+  app.all("/healthz", methodNotAllowed("json"));
 
-  app.use((_req, res) => {
-    res.status(404).json({ error: "not found; the quotes are at GET /quotes" });
-  });
-  app.use(jsonErrors);
+  app.use(notFound("json", "the quotes are at GET /quotes"));
+  app.use(errorAnswers("json", log));
   return app;
 }
 
 /** The plain-HTTP app for the optional loopback health port: only GET /healthz. */
-export function createHealthApp(health: () => HealthReport): Express {
-  const app = express();
-  app.disable("x-powered-by");
+export function createHealthApp(health: () => SvidHealth, log: Logger): Express {
+  const app = createExpressApp();
   app.get("/healthz", (_req, res) => {
     res.set("Cache-Control", "no-store").json(health());
   });
-  app.all("/healthz", methodNotAllowed);
-  app.use((_req, res) => {
-    res.status(404).json({ error: "not found; this port only serves GET /healthz" });
-  });
-  app.use(jsonErrors);
+  app.all("/healthz", methodNotAllowed("json"));
+  app.use(notFound("json", "this port only serves GET /healthz"));
+  app.use(errorAnswers("json", log));
   return app;
 }

@@ -32,6 +32,7 @@ export const SYMBOLS: readonly string[] = Array.from({ length: 11 }, (_, i) =>
 const CHANGE_PROBABILITY = 0.25;
 const STEP_SCALE = 1.5;
 
+/** The market: a fixed list of symbols whose prices wander a little on each read. */
 export class QuoteBook {
   readonly #quotes: QuoteJson[];
   readonly #random: RandomSource;

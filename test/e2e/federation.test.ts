@@ -10,7 +10,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { connect } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { diagnoseAgentProblem, WorkloadApiClient } from "spiffe-node";
+import { diagnoseAgentProblem, WorkloadApiAddress, WorkloadApiClient } from "spiffe-node";
 import {
   agentSocket,
   assertEachListsTheOther,
@@ -288,7 +288,7 @@ describe("the federation tutorial against real SPIRE (local mode)", { timeout: 1
   }, async () => {
     // What the waiting page and the logs say comes from diagnoseAgentProblem: check it on
     // the real agent's PermissionDenied to this test process (root: no entry selects it).
-    const address = `unix://${await agentSocket(BROKER)}`;
+    const address = WorkloadApiAddress.parse(`unix://${await agentSocket(BROKER)}`);
     const client = new WorkloadApiClient({ address });
     const error = await client.fetchX509Context().then(
       () => undefined,

@@ -9,7 +9,9 @@ export class BundleError extends SpiffeError {}
 
 /** The X.509 CA certificates (trust anchors) of one trust domain. */
 export class X509Bundle {
+  /** The trust domain these authorities vouch for. */
   readonly trustDomain: TrustDomain;
+  /** Its CA certificates, each one a trust anchor for IDs of that trust domain. */
   readonly certificates: readonly X509Certificate[];
 
   constructor(trustDomain: TrustDomain, certificates: readonly X509Certificate[]) {
@@ -62,6 +64,7 @@ export class X509Bundle {
     return new X509Bundle(trustDomain, certificates);
   }
 
+  /** The certificates as concatenated PEM. */
   toPem(): string {
     return certificatesToPem(this.certificates);
   }
@@ -119,6 +122,7 @@ export class X509BundleSet implements X509BundleSource {
     );
   }
 
+  /** How many trust domains the set holds. */
   get size(): number {
     return this.byName.size;
   }

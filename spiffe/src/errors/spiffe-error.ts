@@ -4,8 +4,10 @@
  * naming the rule or condition that failed.
  */
 export class SpiffeError extends Error {
+  /** What failed, as a stable machine-readable name (each subclass lists its codes). */
   readonly code: string;
 
+  /** `code` names the rule or condition; `message` says it for people. */
   constructor(code: string, message: string, options?: ErrorOptions) {
     super(message, options);
     this.name = new.target.name;

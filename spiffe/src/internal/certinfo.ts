@@ -44,6 +44,7 @@ export interface GeneralSubtrees {
   ip: { address: Buffer; mask: Buffer }[];
 }
 
+/** A CA's nameConstraints, in the name forms the verifier checks. */
 export interface NameConstraints {
   permitted: GeneralSubtrees;
   excluded: GeneralSubtrees;
@@ -54,6 +55,7 @@ export interface NameConstraints {
   unsupported: string[];
 }
 
+/** The keyUsage bits the SVID rules look at. */
 export interface KeyUsage {
   digitalSignature: boolean;
   keyCertSign: boolean;
@@ -63,6 +65,7 @@ export interface KeyUsage {
 const OID_SUBJECT_ALT_NAME = "2.5.29.17";
 const OID_KEY_USAGE = "2.5.29.15";
 const OID_BASIC_CONSTRAINTS = "2.5.29.19";
+/** The nameConstraints extension (RFC 5280 4.2.1.10). */
 export const OID_NAME_CONSTRAINTS = "2.5.29.30";
 
 /**

@@ -23,7 +23,11 @@ export function recordGrpcPeer(socket: TLSSocket, peerId: SpiffeId): void {
 
 /** What peerIdFromCall needs of a grpc-js server call (every kind of call has it). */
 export interface CallWithAuthContext {
-  getAuthContext(): { sslPeerCertificate?: PeerCertificate };
+  /** grpc-js's view of the call's connection. */
+  getAuthContext(): {
+    /** The client's certificate, present when its connection was authenticated. */
+    sslPeerCertificate?: PeerCertificate;
+  };
 }
 
 /**

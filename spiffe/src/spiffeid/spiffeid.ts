@@ -17,7 +17,9 @@ export type SpiffeIdRule =
   | "percent-encoded"
   | "missing-path";
 
+/** A SPIFFE ID or trust domain name that breaks a rule of the spec; `code` names the rule. */
 export class SpiffeIdError extends SpiffeError {
+  /** The rule the input broke. */
   declare readonly code: SpiffeIdRule;
   /** The text that failed to parse. */
   readonly input: string;
@@ -125,10 +127,12 @@ export class TrustDomain {
     return `${SCHEME}${this.name}`;
   }
 
+  /** Whether `other` names the same trust domain. */
   equals(other: TrustDomain): boolean {
     return this.name === other.name;
   }
 
+  /** The trust domain's name, e.g. `example.org`. */
   toString(): string {
     return this.name;
   }
@@ -141,6 +145,7 @@ export class TrustDomain {
 
 /** A SPIFFE ID `spiffe://<trust domain><path>`. Immutable; compare with `equals`. */
 export class SpiffeId {
+  /** The trust domain the ID belongs to. */
   readonly trustDomain: TrustDomain;
   /** Either empty (the trust domain's own ID) or `/seg/seg...`. */
   readonly path: string;
@@ -160,14 +165,17 @@ export class SpiffeId {
     return this.trustDomain.equals(trustDomain);
   }
 
+  /** Whether `other` is the same ID (trust domain and path). */
   equals(other: SpiffeId): boolean {
     return this.trustDomain.equals(other.trustDomain) && this.path === other.path;
   }
 
+  /** The ID as a URI, e.g. `spiffe://example.org/workload`. */
   toString(): string {
     return `${SCHEME}${this.trustDomain.name}${this.path}`;
   }
 
+  /** The ID as a URI, so JSON and structured logs show the text. */
   toJSON(): string {
     return this.toString();
   }

@@ -14,6 +14,7 @@ const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 /** Shaped like undici's connector callback: an error, or the authenticated socket. */
 export type MtlsConnectCallback = (...outcome: [Error, null] | [null, TLSSocket]) => void;
 
+/** Where openMtlsSocket connects, and how. */
 export interface MtlsTarget {
   host: string;
   port: number;

@@ -7,11 +7,15 @@ import type { Authorizer } from "./authorize.js";
 
 /** What both sides of SPIFFE mTLS need: our SVID, the peers' bundles, and who may connect. */
 export interface MtlsConfig {
+  /** Our own SVID, read afresh for every connection (an X509Source follows rotations). */
   svidSource: X509SvidSource;
+  /** The bundles peers are verified against, each by the bundle of its own trust domain. */
   bundleSource: X509BundleSource;
+  /** Who may connect, decided after the peer's chain verified. */
   authorizer: Authorizer;
 }
 
+/** A SPIFFE mTLS server's settings: the common ones and what to report per connection. */
 export interface MtlsServerConfig extends MtlsConfig {
   /**
    * Called for each connection refused, after it has been dropped: the peer failed
@@ -28,10 +32,13 @@ export interface MtlsServerConfig extends MtlsConfig {
  * be dropped. An X509Source is one: it emits "bundlesChanged".
  */
 export interface TrustChangeSource {
+  /** Starts calling `listener` on each change of trust. */
   on(event: "bundlesChanged", listener: () => void): unknown;
+  /** Stops calling `listener`. */
   off(event: "bundlesChanged", listener: () => void): unknown;
 }
 
+/** An HTTPS server's settings: a server's, and what tells it that trust changed. */
 export interface MtlsHttpsServerConfig extends MtlsServerConfig {
   /**
    * When it reports a change of trust, kept-alive connections that are idle are closed,
@@ -41,6 +48,7 @@ export interface MtlsHttpsServerConfig extends MtlsServerConfig {
   trustChanges?: TrustChangeSource;
 }
 
+/** A SPIFFE mTLS client's settings: the common ones, a verified-peer hook and a time limit. */
 export interface MtlsClientConfig extends MtlsConfig {
   /**
    * Called each time a new connection authenticates the server, with its ID and the

@@ -13,7 +13,9 @@ export type MtlsErrorCode =
   /** The connection closed before the peer was authenticated. */
   | "connection-closed";
 
+/** A failure around an mTLS connection (no SVID of ours, none from the peer, a time-out...). */
 export class MtlsError extends SpiffeError {
+  /** What went wrong. */
   declare readonly code: MtlsErrorCode;
 
   constructor(code: MtlsErrorCode, message: string, options?: ErrorOptions) {

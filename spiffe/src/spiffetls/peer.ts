@@ -55,6 +55,7 @@ export function authenticatePeer(
 /** Authenticated peer IDs, by connection; a WeakMap so closed sockets are not kept. */
 const peerIds = new WeakMap<object, SpiffeId>();
 
+/** Remembers the peer a socket authenticated, for peerIdOf. */
 export function recordPeerId(socket: TLSSocket, peerId: SpiffeId): void {
   peerIds.set(socket, peerId);
 }

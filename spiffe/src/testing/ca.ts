@@ -9,11 +9,14 @@ import { X509Svid } from "../x509svid/index.js";
 
 x509.cryptoProvider.set(webcrypto as unknown as webcrypto.Crypto);
 
+/** The key types a TestCa can make: the ones SPIRE issues. */
 export type KeyAlgorithm = "ec-p256" | "rsa-2048";
 
 /** An extension added as given (see testing/extensions.ts for ready-made ones). */
 export interface ExtraExtension {
+  /** The extension's OID, dotted. */
   oid: string;
+  /** Whether a verifier that does not process it must refuse the certificate. */
   critical: boolean;
   /** DER of the extnValue contents. */
   value: Uint8Array;
@@ -23,13 +26,17 @@ function extraExtensions(extra: readonly ExtraExtension[] | undefined): x509.Ext
   return (extra ?? []).map((e) => new x509.Extension(e.oid, e.critical, Buffer.from(e.value)));
 }
 
+/** How TestCa#issue makes a leaf: by default a valid SVID, each knob breaks one rule. */
 export interface IssueOptions {
   /** Default: the issuing CA's own algorithm. */
   keyAlgorithm?: KeyAlgorithm;
+  /** Start of validity (default: a minute ago). */
   notBefore?: Date;
+  /** End of validity (default: an hour from now). */
   notAfter?: Date;
   /** URI SANs; default [the SPIFFE ID]. Use to make none, two, or a non-spiffe one. */
   uris?: string[];
+  /** DNS SANs (default none). */
   dnsNames?: string[];
   /** basicConstraints cA (default false). */
   isCa?: boolean;
@@ -37,7 +44,14 @@ export interface IssueOptions {
    * keyUsage bits; default digitalSignature only (as SPIRE issues). With every bit false
    * the keyUsage extension is left out altogether.
    */
-  keyUsage?: { digitalSignature?: boolean; keyCertSign?: boolean; cRLSign?: boolean };
+  keyUsage?: {
+    /** Signing (what an SVID leaf needs). */
+    digitalSignature?: boolean;
+    /** Signing certificates (what an SVID leaf must not have). */
+    keyCertSign?: boolean;
+    /** Signing CRLs (what an SVID leaf must not have). */
+    cRLSign?: boolean;
+  };
   /**
    * URIs for a second subjectAltName extension. RFC 5280 forbids repeating an extension;
    * this makes such a malformed certificate, where a checker reading only one SAN
@@ -62,7 +76,9 @@ export interface IssueOptions {
 export interface IntermediateOptions {
   /** Default: the parent's algorithm. */
   keyAlgorithm?: KeyAlgorithm;
+  /** Start of validity (default: a minute ago). */
   notBefore?: Date;
+  /** End of validity (default: a day from now). */
   notAfter?: Date;
   /** basicConstraints cA (default true); keyUsage keeps keyCertSign either way. */
   isCa?: boolean;
@@ -81,6 +97,7 @@ export interface IntermediateOptions {
   subject?: string;
 }
 
+/** A leaf TestCa#issue made, in the forms tests need. */
 export interface IssuedSvid {
   /** Leaf first, then this CA's intermediates (not the root). */
   certificates: X509Certificate[];
@@ -175,8 +192,14 @@ async function selfSignedRoot(
   });
 }
 
+/**
+ * A certificate authority for tests: a trust domain's root (or an intermediate below one)
+ * that issues SVIDs, valid ones and ones broken on purpose, and gives its bundle.
+ */
 export class TestCa {
+  /** The trust domain's name, e.g. `example.org`. */
   readonly trustDomain: string;
+  /** The key type of this CA (and, by default, of what it issues). */
   readonly keyAlgorithm: KeyAlgorithm;
   private readonly keys: webcrypto.CryptoKeyPair;
   private readonly ownCert: x509.X509Certificate;

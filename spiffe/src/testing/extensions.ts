@@ -28,8 +28,11 @@ export function anyPolicyExtension(critical: boolean): ExtraExtension {
   };
 }
 
+/** One side (permitted or excluded) of a nameConstraints extension. */
 export interface Subtrees {
+  /** dNSName bases, e.g. `example.org`. */
   dns?: string[];
+  /** uniformResourceIdentifier hosts, e.g. `example.org` (matches `spiffe://example.org/...`). */
   uri?: string[];
   /** "10.0.0.0/8"-style IPv4 ranges. */
   ipv4?: string[];

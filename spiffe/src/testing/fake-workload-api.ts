@@ -17,22 +17,33 @@ import {
 
 /** Test-only in-process Workload API server on a unix socket (or loopback TCP). */
 
+/** One SVID as the fake sends it: the Workload API's raw fields. */
 export interface FakeSvid {
+  /** The `spiffe_id` field (sent as given, even when it does not match the certificate). */
   spiffeId: string;
+  /** Concatenated DER chain, leaf first. */
   chainDer: Buffer;
+  /** PKCS#8 DER private key. */
   keyDer: Buffer;
+  /** Concatenated DER of its trust domain's bundle. */
   bundleDer: Buffer;
+  /** The `hint` field (default ""). */
   hint?: string;
 }
 
+/** One FetchX509SVID response. */
 export interface FakeX509Response {
+  /** The SVIDs, the default identity first. */
   svids: FakeSvid[];
   /** Trust domain ID (spiffe://td) -> concatenated DER. */
   federatedBundles?: Record<string, Buffer>;
 }
 
+/** A call the fake received, recorded for assertions. */
 export interface FakeCall {
-  method: "FetchX509SVID" | "FetchX509Bundles";
+  /** Which RPC. */
+  method: WorkloadApiMethod;
+  /** The gRPC metadata it carried (e.g. `workload.spiffe.io`). */
   metadata: Metadata;
   /** When it arrived (Date.now()). */
   at: number;
@@ -40,6 +51,7 @@ export interface FakeCall {
   status?: status;
 }
 
+/** Where the fake listens and how strict it is. */
 export interface FakeWorkloadApiOptions {
   /** Socket path; default a fresh one under os.tmpdir(). */
   socketPath?: string;
@@ -67,6 +79,10 @@ function toWireX509(response: FakeX509Response): Record<string, unknown> {
   };
 }
 
+/**
+ * An in-process Workload API for tests, on a unix socket or loopback TCP: streams the
+ * SVIDs and bundles a test sets, fails as told, and records every call.
+ */
 export class FakeWorkloadApi {
   private readonly server: Server;
   private readonly socketPath: string;

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { EndpointAddressError, resolveEndpointAddress } from "./address.js";
+import { EndpointAddressError, resolveEndpointAddress, WorkloadApiAddress } from "./address.js";
 
 describe("resolveEndpointAddress", () => {
   const valid: [string, string][] = [
@@ -16,7 +16,15 @@ describe("resolveEndpointAddress", () => {
   ];
   for (const [address, target] of valid) {
     test(`accepts ${address}`, () => {
-      assert.deepEqual(resolveEndpointAddress(address, {}), { address, grpcTarget: target });
+      const parsed = resolveEndpointAddress(address, {});
+      assert.ok(parsed instanceof WorkloadApiAddress);
+      assert.equal(parsed.address, address);
+      assert.equal(parsed.grpcTarget, target);
+      assert.equal(parsed.socketPath, target.startsWith("unix://") ? target.slice(7) : undefined);
+      assert.equal(String(parsed), address);
+      assert.equal(JSON.stringify({ parsed }), JSON.stringify({ parsed: address }));
+      // Already parsed: handed back as it is, not parsed again.
+      assert.equal(resolveEndpointAddress(parsed, {}), parsed);
     });
   }
 
@@ -71,10 +79,10 @@ describe("resolveEndpointAddress", () => {
 
   test("reads SPIFFE_ENDPOINT_SOCKET when no address is given", () => {
     const env = { SPIFFE_ENDPOINT_SOCKET: "unix:///tmp/env.sock" };
-    assert.deepEqual(resolveEndpointAddress(undefined, env), {
-      address: "unix:///tmp/env.sock",
-      grpcTarget: "unix:///tmp/env.sock",
-    });
+    const parsed = resolveEndpointAddress(undefined, env);
+    assert.equal(parsed.address, "unix:///tmp/env.sock");
+    assert.equal(parsed.grpcTarget, "unix:///tmp/env.sock");
+    assert.equal(parsed.socketPath, "/tmp/env.sock");
   });
 
   test("an explicit address wins over SPIFFE_ENDPOINT_SOCKET", () => {

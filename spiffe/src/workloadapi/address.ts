@@ -22,23 +22,43 @@ function fail(code: string, address: string, problem: string): never {
 }
 
 /**
- * Turns a Workload API address (`unix:///abs/path` or `tcp://<ip>:<port>`) into a gRPC
- * target. Malformed addresses throw an EndpointAddressError saying what is wrong and
- * what a valid one looks like. Without `address`, reads SPIFFE_ENDPOINT_SOCKET; with
- * neither, throws.
- *
- * `unix:/abs/path` (no authority at all) is accepted too: the spec only forbids an
- * authority, and `unix:///abs/path` is the same URI with an empty one.
+ * A Workload API address that follows the SPIFFE Workload Endpoint rules, parsed once:
+ * the client dials its `grpcTarget`, the problem classifier probes its `socketPath`, and
+ * services keep it as their `--socket` value. Prints as the address it was written as.
  */
-export function resolveEndpointAddress(
-  address: string | undefined,
-  env: NodeJS.ProcessEnv = process.env,
-): { address: string; grpcTarget: string } {
-  let text = address;
-  let fromEnv = false;
-  if (text === undefined) {
-    fromEnv = true;
-    text = env[ENDPOINT_SOCKET_ENV];
+export class WorkloadApiAddress {
+  /** The address as written, e.g. `unix:///tmp/agent.sock` or `tcp://127.0.0.1:8081`. */
+  readonly address: string;
+  /** What gRPC dials: `unix:///abs/path`, `ipv4:<ip>:<port>` or `ipv6:[<ip>]:<port>`. */
+  readonly grpcTarget: string;
+  /** The socket's path for a `unix:` address (%-escapes decoded); undefined for `tcp:`. */
+  readonly socketPath: string | undefined;
+
+  private constructor(address: string, grpcTarget: string, socketPath: string | undefined) {
+    this.address = address;
+    this.grpcTarget = grpcTarget;
+    this.socketPath = socketPath;
+  }
+
+  /**
+   * Checks `address` (`unix:///abs/path` or `tcp://<ip>:<port>`). A malformed one throws
+   * an EndpointAddressError saying what is wrong and what a valid one looks like.
+   * `unix:/abs/path` (no authority at all) is accepted too: the spec only forbids an
+   * authority, and `unix:///abs/path` is the same URI with an empty one.
+   */
+  static parse(address: string): WorkloadApiAddress {
+    const parsed = parseTarget(address);
+    return parsed.kind === "unix"
+      ? new WorkloadApiAddress(address, `unix://${parsed.path}`, parsed.path)
+      : new WorkloadApiAddress(address, parsed.target, undefined);
+  }
+
+  /**
+   * The address in SPIFFE_ENDPOINT_SOCKET. Throws an EndpointAddressError when it is unset
+   * ("missing"), empty ("empty") or malformed (the message then names the variable).
+   */
+  static fromEnvironment(env: NodeJS.ProcessEnv = process.env): WorkloadApiAddress {
+    const text = env[ENDPOINT_SOCKET_ENV];
     if (text === undefined) {
       throw new EndpointAddressError(
         "missing",
@@ -51,18 +71,41 @@ export function resolveEndpointAddress(
         `${ENDPOINT_SOCKET_ENV} is set but empty; set it to the agent's socket (${EXAMPLES})`,
       );
     }
-  }
-  try {
-    return { address: text, grpcTarget: toGrpcTarget(text) };
-  } catch (error) {
-    if (fromEnv && error instanceof EndpointAddressError) {
+    try {
+      return WorkloadApiAddress.parse(text);
+    } catch (error) {
+      if (!(error instanceof EndpointAddressError)) throw error;
       throw new EndpointAddressError(error.code, `${ENDPOINT_SOCKET_ENV}: ${error.message}`);
     }
-    throw error;
+  }
+
+  /** The address as written. */
+  toString(): string {
+    return this.address;
+  }
+
+  /** The address as written, so structured logs show the text. */
+  toJSON(): string {
+    return this.address;
   }
 }
 
-function toGrpcTarget(address: string): string {
+/**
+ * The address to use: `address` itself when it is already parsed, parsed when it is text,
+ * and SPIFFE_ENDPOINT_SOCKET from `env` when it is undefined (see WorkloadApiAddress).
+ */
+export function resolveEndpointAddress(
+  address: string | WorkloadApiAddress | undefined,
+  env: NodeJS.ProcessEnv = process.env,
+): WorkloadApiAddress {
+  if (address instanceof WorkloadApiAddress) return address;
+  if (address === undefined) return WorkloadApiAddress.fromEnvironment(env);
+  return WorkloadApiAddress.parse(address);
+}
+
+type ParsedTarget = { kind: "unix"; path: string } | { kind: "tcp"; target: string };
+
+function parseTarget(address: string): ParsedTarget {
   if (address === "") fail("empty", address, "the address is empty");
   if (address.trim() !== address) fail("not-a-uri", address, "it has leading or trailing spaces");
   const scheme = /^([A-Za-z][A-Za-z0-9+.-]*):/.exec(address)?.[1]?.toLowerCase();
@@ -70,8 +113,8 @@ function toGrpcTarget(address: string): string {
     const hint = address.startsWith("/") ? `; a socket path is written unix://${address}` : "";
     fail("not-a-uri", address, `it has no scheme${hint}`);
   }
-  if (scheme === "unix") return unixTarget(address);
-  if (scheme === "tcp") return tcpTarget(address);
+  if (scheme === "unix") return { kind: "unix", path: unixSocketPath(address) };
+  if (scheme === "tcp") return { kind: "tcp", target: tcpTarget(address) };
   return fail(
     "bad-scheme",
     address,
@@ -79,7 +122,7 @@ function toGrpcTarget(address: string): string {
   );
 }
 
-function unixTarget(address: string): string {
+function unixSocketPath(address: string): string {
   const rest = address.slice("unix:".length);
   if (rest === "//") fail("unix-relative-path", address, "the socket path is missing");
   if (rest.startsWith("//") && !rest.startsWith("///")) {
@@ -110,7 +153,7 @@ function unixTarget(address: string): string {
   if (path.endsWith("/")) {
     fail("unix-path", address, "the socket path names a directory, not a socket");
   }
-  return `unix://${path}`;
+  return path;
 }
 
 // Parsed by hand rather than with URL(), which silently normalises ports and drops

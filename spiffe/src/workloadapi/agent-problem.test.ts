@@ -10,8 +10,10 @@ import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { status } from "@grpc/grpc-js";
 import { FakeWorkloadApi } from "../testing/fake-workload-api.js";
+import { WorkloadApiAddress } from "./address.js";
 import { diagnoseAgentProblem } from "./agent-problem.js";
-import { WorkloadApiClient, WorkloadApiError, workloadApiErrorFromStatus } from "./client.js";
+import { WorkloadApiClient, workloadApiErrorFromStatus } from "./client.js";
+import { WorkloadApiError } from "./errors.js";
 
 /** The error one FetchX509SVID call to `address` ends with. */
 async function errorFrom(address: string): Promise<WorkloadApiError> {
@@ -28,7 +30,7 @@ async function errorFrom(address: string): Promise<WorkloadApiError> {
 }
 
 async function diagnose(address: string) {
-  return diagnoseAgentProblem(await errorFrom(address), address);
+  return diagnoseAgentProblem(await errorFrom(address), WorkloadApiAddress.parse(address));
 }
 
 /** A socket file nobody listens on: its process was killed, so it could not remove it. */
@@ -59,7 +61,7 @@ describe("diagnoseAgentProblem", { timeout: 30_000 }, () => {
     const path = join(dir, "missing.sock");
     const problem = await diagnose(`unix://${path}`);
     assert.equal(problem.kind, "no-socket");
-    assert.equal(problem.socketPath, path);
+    assert.equal(problem.address.socketPath, path);
     assert.match(problem.error?.message ?? "", /UNAVAILABLE/, "keeps the gRPC detail");
   });
 
@@ -99,10 +101,14 @@ describe("diagnoseAgentProblem", { timeout: 30_000 }, () => {
   });
 
   test("no error yet: no-answer-yet; other errors: other", () => {
-    assert.equal(diagnoseAgentProblem(undefined, "unix:///x.sock").kind, "no-answer-yet");
-    const internal = workloadApiErrorFromStatus({ code: status.INTERNAL, details: "boom" }, "x");
-    assert.equal(diagnoseAgentProblem(internal, "unix:///x.sock").kind, "other");
-    assert.equal(diagnoseAgentProblem(new Error("not ours"), "unix:///x.sock").kind, "other");
+    const address = WorkloadApiAddress.parse("unix:///x.sock");
+    assert.equal(diagnoseAgentProblem(undefined, address).kind, "no-answer-yet");
+    const internal = workloadApiErrorFromStatus(
+      { code: status.INTERNAL, details: "boom" },
+      address,
+    );
+    assert.equal(diagnoseAgentProblem(internal, address).kind, "other");
+    assert.equal(diagnoseAgentProblem(new Error("not ours"), address).kind, "other");
   });
 
   // connect() on a unix socket needs write permission on it and search permission on its
@@ -129,12 +135,12 @@ describe("diagnoseAgentProblem", { timeout: 30_000 }, () => {
     await chown(closedFolder, nobody, nobody);
     const library = fileURLToPath(new URL("../index.js", import.meta.url));
     const script = `
-      const { WorkloadApiClient, diagnoseAgentProblem } = await import(${JSON.stringify(library)});
+      const { WorkloadApiAddress, WorkloadApiClient, diagnoseAgentProblem } = await import(${JSON.stringify(library)});
       for (const address of ${JSON.stringify(addresses)}) {
         const client = new WorkloadApiClient({ address });
         const error = await client.fetchX509Context().then(() => undefined, (e) => e);
         client.close();
-        console.log(diagnoseAgentProblem(error, address).kind);
+        console.log(diagnoseAgentProblem(error, WorkloadApiAddress.parse(address)).kind);
       }`;
     const run = spawnSync(
       "setpriv",

@@ -1,6 +1,7 @@
 import { accessSync, constants, statSync } from "node:fs";
 import { status } from "@grpc/grpc-js";
-import { WorkloadApiError } from "./client.js";
+import type { WorkloadApiAddress } from "./address.js";
+import { WorkloadApiError } from "./errors.js";
 
 /**
  * Why a workload has no SVID from its agent, as far as the client can tell:
@@ -24,23 +25,40 @@ export type AgentProblemKind =
   | "no-answer-yet"
   | "other";
 
+/** What diagnoseAgentProblem found. */
 export interface AgentProblem {
+  /** Which problem it is. */
   kind: AgentProblemKind;
-  /** The Workload API address, as configured. */
-  address: string;
-  /** The socket path, for unix: addresses. */
-  socketPath: string | undefined;
+  /** The Workload API address in use. */
+  address: WorkloadApiAddress;
   /** The error the classification came from (its message has the full gRPC detail). */
   error: Error | undefined;
 }
 
-/** The path of a `unix:` address (both `unix:///p` and `unix:/p`), or undefined. */
-function socketPathOf(address: string): string | undefined {
-  if (!/^unix:/i.test(address)) return undefined;
-  try {
-    return decodeURIComponent(new URL(address).pathname);
-  } catch {
-    return undefined;
+/**
+ * Each problem in one sentence (lower case, no full stop, so it can go inside another
+ * sentence). The client's errors, the source's time-outs and the services' advice all
+ * say it in these words, so a reader meets one wording per problem.
+ */
+export function describeAgentProblem(kind: AgentProblemKind, address: WorkloadApiAddress): string {
+  const where = address.socketPath ?? address.address;
+  switch (kind) {
+    case "no-socket":
+      return `there is no SPIRE Agent socket at ${where}: the agent is not running`;
+    case "not-a-socket":
+      return `${where} is not a socket, so no SPIRE Agent can answer there`;
+    case "socket-permission-denied":
+      return `this process may not open the SPIRE Agent socket at ${where} (permission denied)`;
+    case "connection-refused":
+      return `the socket ${where} is there, but no SPIRE Agent answers on it (connection refused): the agent has stopped`;
+    case "unreachable":
+      return `no SPIRE Agent answers at ${address}`;
+    case "no-entry":
+      return `the SPIRE Agent at ${address} answered, but no registration entry matches this workload yet`;
+    case "no-answer-yet":
+      return `no answer from the SPIRE Agent at ${address} yet`;
+    case "other":
+      return `the SPIRE Agent at ${address} answered with an error`;
   }
 }
 
@@ -73,9 +91,12 @@ function probeSocket(
  * (UNAVAILABLE); for the latter, grpc-js keeps the socket error only as text, so the
  * socket itself is examined instead (a stat and an access check, no connection).
  */
-export function diagnoseAgentProblem(error: Error | undefined, address: string): AgentProblem {
-  const socketPath = socketPathOf(address);
-  const problem = (kind: AgentProblemKind): AgentProblem => ({ kind, address, socketPath, error });
+export function diagnoseAgentProblem(
+  error: Error | undefined,
+  address: WorkloadApiAddress,
+): AgentProblem {
+  const { socketPath } = address;
+  const problem = (kind: AgentProblemKind): AgentProblem => ({ kind, address, error });
   if (error === undefined) return problem("no-answer-yet");
   if (!(error instanceof WorkloadApiError)) return problem("other");
   switch (error.grpcCode) {

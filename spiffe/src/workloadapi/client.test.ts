@@ -13,7 +13,8 @@ import {
   sleep,
   waitUntil,
 } from "../testing/support/workloadapi.js";
-import { WorkloadApiClient, WorkloadApiError, type X509Context } from "./client.js";
+import { WorkloadApiClient, type X509Context } from "./client.js";
+import { WorkloadApiError } from "./errors.js";
 import { workloadApiMethod } from "./proto.js";
 
 const { exampleCa, otherCa, workload, rotated, second } = await createFixtures();
@@ -385,7 +386,7 @@ describe("WorkloadApiClient one-shot fetches", () => {
     const tcpClient = new WorkloadApiClient({ address: tcpAgent.address, logger });
     try {
       assert.match(tcpAgent.address, /^tcp:\/\/127\.0\.0\.1:\d+$/);
-      assert.equal(tcpClient.address, tcpAgent.address);
+      assert.equal(String(tcpClient.address), tcpAgent.address);
       tcpAgent.setX509({ svids: [workload] });
       tcpAgent.setBundles({ "spiffe://other.org": otherCa.bundleDer() });
       assert.deepEqual(leafDer(await tcpClient.fetchX509Context()), workload.chainDer);

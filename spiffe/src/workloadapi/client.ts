@@ -7,12 +7,13 @@ import {
   status,
 } from "@grpc/grpc-js";
 import type { X509BundleSet } from "../bundle/x509bundle.js";
-import { SpiffeError } from "../errors/spiffe-error.js";
 import { messageOf } from "../internal/error-message.js";
 import { type Logger, stderrLogger } from "../logger/logger.js";
 import type { X509Svid } from "../x509svid/svid.js";
-import { resolveEndpointAddress } from "./address.js";
+import { resolveEndpointAddress, type WorkloadApiAddress } from "./address.js";
+import { describeAgentProblem } from "./agent-problem.js";
 import { Backoff } from "./backoff.js";
+import { WorkloadApiError } from "./errors.js";
 import {
   SECURITY_HEADER,
   SECURITY_HEADER_VALUE,
@@ -23,17 +24,6 @@ import {
 } from "./proto.js";
 import { parseX509Bundles, parseX509Context } from "./responses.js";
 
-/** A gRPC failure from the Workload API, with the status code name (e.g. "PERMISSION_DENIED"). */
-export class WorkloadApiError extends SpiffeError {
-  /** gRPC numeric status code. */
-  readonly grpcCode: number;
-
-  constructor(code: string, grpcCode: number, message: string, options?: ErrorOptions) {
-    super(code, message, options);
-    this.grpcCode = grpcCode;
-  }
-}
-
 /** What one FetchX509SVID response carries, parsed. */
 export interface X509Context {
   /** All SVIDs, in the agent's order; the first is the default identity. Never empty. */
@@ -42,6 +32,7 @@ export interface X509Context {
   bundles: X509BundleSet;
 }
 
+/** How long to wait between attempts: doubling with jitter from `initialMs` up to `maxMs`. */
 export interface BackoffOptions {
   /** First delay, ms (default 500). */
   initialMs?: number;
@@ -49,15 +40,19 @@ export interface BackoffOptions {
   maxMs?: number;
 }
 
+/** Where the agent is, how to retry it, and where to log. */
 export interface WorkloadApiClientOptions {
-  /** `unix:///path` or `tcp://ip:port`; default SPIFFE_ENDPOINT_SOCKET. */
-  address?: string;
+  /** `unix:///path` or `tcp://ip:port`, as text or parsed; default SPIFFE_ENDPOINT_SOCKET. */
+  address?: string | WorkloadApiAddress;
+  /** Retry delays (default 500 ms doubling up to 5 s). */
   backoff?: BackoffOptions;
   /** Default: warnings and errors to stderr, nothing else. */
   logger?: Logger;
 }
 
+/** Receives a watch's updates and failures. */
 export interface Watcher<T> {
+  /** Each parsed response. */
   onUpdate(value: T): void;
   /** Each failed attempt (before the retry), or the final error when it will not retry. */
   onError(error: WorkloadApiError, willRetry: boolean): void;
@@ -65,6 +60,7 @@ export interface Watcher<T> {
 
 /** A streaming watch that reconnects by itself until cancelled. */
 export interface Watch {
+  /** Ends the stream and its retries; no callback is made afterwards. */
   cancel(): void;
 }
 
@@ -76,14 +72,14 @@ function statusName(code: number): string {
 /** Turns a gRPC status into an error whose message says what it means for the user. */
 export function workloadApiErrorFromStatus(
   result: Pick<StatusObject, "code" | "details">,
-  address: string,
+  address: WorkloadApiAddress,
 ): WorkloadApiError {
   const name = statusName(result.code);
   const said = result.details ? ` [${name}: ${result.details}]` : ` [${name}]`;
   let meaning: string;
   switch (result.code) {
     case status.PERMISSION_DENIED:
-      meaning = `the SPIRE Agent at ${address} gave no SVID: no registration entry matches this workload yet (or the agent refused it)`;
+      meaning = describeAgentProblem("no-entry", address);
       break;
     case status.UNAVAILABLE:
       meaning = `cannot reach the SPIRE Agent at ${address}: is it running and is the socket path right?`;
@@ -118,7 +114,7 @@ type Parser<T> = (message: unknown) => T;
 
 /** Internal: what a stream needs from its client. */
 interface StreamOwner {
-  readonly address: string;
+  readonly address: WorkloadApiAddress;
   readonly logger: Logger;
   open(method: WorkloadApiMethod): ClientReadableStream<unknown>;
   forget(stream: Cancellable): void;
@@ -256,8 +252,8 @@ class ReconnectingWatch<T> implements Watch {
  * unparsable are discarded (logged at warn) and the stream is kept.
  */
 export class WorkloadApiClient {
-  /** The address in use, for messages ("waiting on unix:///tmp/agent.sock"). */
-  readonly address: string;
+  /** The address in use; prints as written ("waiting on unix:///tmp/agent.sock"). */
+  readonly address: WorkloadApiAddress;
 
   private readonly channel: Client;
   private readonly backoffOptions: BackoffOptions;
@@ -266,12 +262,11 @@ export class WorkloadApiClient {
   private closed = false;
 
   constructor(options: WorkloadApiClientOptions = {}) {
-    const { address, grpcTarget } = resolveEndpointAddress(options.address);
-    this.address = address;
+    this.address = resolveEndpointAddress(options.address);
     this.logger = options.logger ?? stderrLogger;
     this.backoffOptions = { ...options.backoff };
     const backoff = new Backoff(this.backoffOptions); // validates the options now
-    this.channel = new Client(grpcTarget, credentials.createInsecure(), {
+    this.channel = new Client(this.address.grpcTarget, credentials.createInsecure(), {
       // grpc-js backs off reconnecting the socket too (up to 2 minutes by default);
       // keep it within our own bounds so a restarted agent is found again quickly.
       "grpc.initial_reconnect_backoff_ms": backoff.initialMs,
@@ -332,10 +327,12 @@ export class WorkloadApiClient {
     return watch;
   }
 
+  /** Streams FetchX509SVID: every SVID update, reconnecting until cancelled. */
   watchX509Context(watcher: Watcher<X509Context>): Watch {
     return this.watch("FetchX509SVID", this.parseContext, watcher);
   }
 
+  /** Streams FetchX509Bundles: every bundle update, reconnecting until cancelled. */
   watchX509Bundles(watcher: Watcher<X509BundleSet>): Watch {
     return this.watch("FetchX509Bundles", this.parseBundles, watcher);
   }

@@ -32,6 +32,7 @@ export interface RawX509BundlesResponse {
   bundles: Record<string, Buffer>;
 }
 
+/** The Workload API streams this library calls. */
 export type WorkloadApiMethod = "FetchX509SVID" | "FetchX509Bundles";
 
 let service: ServiceDefinition | undefined;

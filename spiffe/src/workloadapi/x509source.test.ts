@@ -16,7 +16,7 @@ import {
   waitUntil,
 } from "../testing/support/workloadapi.js";
 import type { X509Svid } from "../x509svid/index.js";
-import type { WorkloadApiError } from "./client.js";
+import type { WorkloadApiError } from "./errors.js";
 import {
   X509Source,
   X509SourceError,
@@ -286,7 +286,7 @@ describe("X509Source", () => {
     const source = newSource(); // the fake keeps the stream open but sends nothing
     await assert.rejects(source.ready({ timeoutMs: 100 }), {
       code: "timeout",
-      message: new RegExp(`no usable answer from the agent at ${fake.address}`),
+      message: new RegExp(`no answer from the SPIRE Agent at ${fake.address} yet`),
     });
   });
 

@@ -4,13 +4,15 @@ import { SpiffeError } from "../errors/spiffe-error.js";
 import type { TrustDomain } from "../spiffeid/spiffeid.js";
 import type { X509SvidSource } from "../x509svid/source.js";
 import type { X509Svid } from "../x509svid/svid.js";
+import type { WorkloadApiAddress } from "./address.js";
+import { describeAgentProblem } from "./agent-problem.js";
 import {
   type Watch,
   WorkloadApiClient,
   type WorkloadApiClientOptions,
-  type WorkloadApiError,
   type X509Context,
 } from "./client.js";
+import type { WorkloadApiError } from "./errors.js";
 
 /**
  * Why an X509Source cannot serve: "timeout" (ready() waited too long), "failed" (the
@@ -26,6 +28,7 @@ const MAX_PERMISSION_DENIED_GRACE_MS = 5_000;
 /** setTimeout's longest delay; a later expiry is reached in several steps. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
+/** An X509Source's settings: the client's, and how the source picks and keeps its SVID. */
 export interface X509SourceOptions extends WorkloadApiClientOptions {
   /** Picks the SVID to serve; default the first (the default identity). */
   pickSvid?: (svids: readonly X509Svid[]) => X509Svid;
@@ -38,6 +41,7 @@ export interface X509SourceOptions extends WorkloadApiClientOptions {
   permissionDeniedGraceMs?: number;
 }
 
+/** The events an X509Source emits, with their arguments. */
 export interface X509SourceEvents {
   /**
    * The served SVID changed: the first one arrived, it was rotated, or it was withdrawn
@@ -82,15 +86,6 @@ function isExpired(svid: X509Svid, nowMs: number): boolean {
   return nowMs > svid.expiresAt.getTime();
 }
 
-/** What the agent's last answer means for someone waiting on an SVID. */
-function describeLastAnswer(error: WorkloadApiError | undefined, address: string): string {
-  if (error === undefined) return `no usable answer from the agent at ${address}`;
-  if (error.code === "PERMISSION_DENIED") {
-    return `the agent at ${address} answered PERMISSION_DENIED: no registration entry matches this workload yet (or the agent refused it)`;
-  }
-  return error.message;
-}
-
 /**
  * The workload's current X.509-SVID and bundles, kept up to date from the Workload API
  * stream. Serves as both X509SvidSource and X509BundleSource for the TLS helpers.
@@ -113,7 +108,7 @@ export class X509Source
   implements X509SvidSource, X509BundleSource
 {
   /** The Workload API address in use. */
-  readonly address: string;
+  readonly address: WorkloadApiAddress;
 
   private readonly client: WorkloadApiClient;
   private readonly pickSvid: (svids: readonly X509Svid[]) => X509Svid;
@@ -253,7 +248,9 @@ export class X509Source
       const { timeoutMs } = options;
       if (timeoutMs !== undefined) {
         waiter.timer = setTimeout(() => {
-          const answer = describeLastAnswer(this.latestError, this.address);
+          // The client's error already says what the agent's answer means.
+          const answer =
+            this.latestError?.message ?? describeAgentProblem("no-answer-yet", this.address);
           this.settle(
             waiter,
             new X509SourceError(

@@ -23,9 +23,11 @@ function spkiDer(key: KeyObject): Buffer {
 
 /** An X.509-SVID: the workload's SPIFFE ID, its certificate chain and private key. */
 export class X509Svid {
+  /** The workload's SPIFFE ID, from the leaf's URI SAN. */
   readonly id: SpiffeId;
   /** Leaf first, then intermediates (if any). */
   readonly certificates: readonly X509Certificate[];
+  /** The private key of the leaf certificate. */
   readonly privateKey: KeyObject;
   /** Workload API hint ("" when none). */
   readonly hint: string;
@@ -148,6 +150,7 @@ export class X509Svid {
     return new X509Svid(id, certificates, privateKey, hint);
   }
 
+  /** The leaf certificate, the one carrying the ID. */
   get leaf(): X509Certificate {
     const leaf = this.certificates[0];
     if (!leaf) throw new SvidError("empty-chain", `X.509-SVID for ${this.id} has no certificates`);

@@ -31,7 +31,9 @@ export type VerificationRule =
   /** A CA's nameConstraints exclude, or do not permit, a name of a certificate below it. */
   | "name-constraints";
 
+/** A peer's chain that is not a valid X.509-SVID of its trust domain; `code` names the rule. */
 export class VerificationError extends SpiffeError {
+  /** The rule the chain broke. */
   declare readonly code: VerificationRule;
 
   constructor(rule: VerificationRule, message: string, options?: ErrorOptions) {

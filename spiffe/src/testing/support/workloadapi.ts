@@ -2,7 +2,8 @@
 
 import type { Logger } from "../../logger/logger.js";
 import { TrustDomain } from "../../spiffeid/spiffeid.js";
-import type { Watcher, WorkloadApiError } from "../../workloadapi/client.js";
+import type { Watcher } from "../../workloadapi/client.js";
+import type { WorkloadApiError } from "../../workloadapi/errors.js";
 import { TestCa } from "../ca.js";
 import type { FakeSvid } from "../fake-workload-api.js";
 
