@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { once } from "node:events";
 import { after, before, describe, test } from "node:test";
+import { connect } from "node:tls";
 import {
   type ChannelOptions,
   Client,
@@ -259,7 +260,9 @@ describe("gRPC credentials refuse peers during the handshake", { timeout: 60_000
     try {
       await body(port, rejected, accepted);
     } finally {
-      await stop(server);
+      // Not tryShutdown: Node's HTTP/2 server keeps a connection that offered no ALPN
+      // half-open for up to 10 s after refusing it, and a graceful close would wait.
+      server.forceShutdown();
     }
   }
 
@@ -295,6 +298,53 @@ describe("gRPC credentials refuse peers during the handshake", { timeout: 60_000
       await assertUnavailable(whoAmIOnce(port, clientOf(forged)));
       assert.ok(rejected[0] instanceof VerificationError, String(rejected[0]));
       assert.equal(rejected[0].code, "untrusted");
+    });
+  });
+
+  test("a client without a certificate is refused with 'no-peer-certificate'", async () => {
+    await withQuotesServer(async (port, rejected) => {
+      const anonymous = connect({
+        host: "127.0.0.1",
+        port,
+        ALPNProtocols: ["h2"],
+        rejectUnauthorized: false,
+      });
+      anonymous.on("error", () => {});
+      await new Promise((resolve) => anonymous.once("close", resolve));
+      assert.ok(rejected[0] instanceof MtlsError);
+      assert.equal(rejected[0].code, "no-peer-certificate");
+    });
+  });
+
+  test("a client offering no h2 in ALPN never reaches gRPC, however good its SVID", async () => {
+    await withQuotesServer(async (port, rejected, accepted) => {
+      // No ALPN: Node's HTTP/2 server answers with its own plain-text 403 and closes, before
+      // our check would run. ALPN without h2: our ALPN callback refuses the handshake.
+      for (const [ALPNProtocols, expected] of [
+        [undefined, /^HTTP\/1\.0 403 Forbidden\r\n/],
+        [["http/1.1"], /^$/],
+      ] as const) {
+        const socket = connect({
+          host: "127.0.0.1",
+          port,
+          ALPNProtocols: ALPNProtocols ? [...ALPNProtocols] : undefined,
+          cert: webappSvid.certificatesPem(),
+          key: webappSvid.privateKeyPem(),
+          rejectUnauthorized: false,
+        });
+        let received = "";
+        socket.on("data", (chunk: Buffer) => {
+          received += chunk.toString("latin1");
+        });
+        // An HTTP/2 client preface, which must never get an HTTP/2 answer.
+        socket.write("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+        // Not events.once: the refused handshake emits "error" first.
+        socket.on("error", () => {});
+        await new Promise((resolve) => socket.once("close", resolve));
+        assert.match(received, expected, `ALPN ${ALPNProtocols}`);
+      }
+      assert.deepEqual(accepted, []);
+      assert.deepEqual(rejected, []);
     });
   });
 
