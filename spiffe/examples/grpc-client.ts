@@ -37,6 +37,7 @@ const credentials = mtlsClientCredentials({
   svidSource: source,
   bundleSource: source,
   authorizer: authorizeID(parseWorkloadId("spiffe://stocksmarket.org/quotes-service")),
+  trustChanges: source,
   // grpc-js reports a refused server as UNAVAILABLE; this gets the library's error.
   onPeerRejected: (error) => console.error(`server refused: ${error.message}`),
 });

@@ -34,6 +34,8 @@ const credentials = mtlsServerCredentials({
   svidSource: source,
   bundleSource: source,
   authorizer: authorizeMemberOf(TrustDomain.parse("broker.org")),
+  // Open connections are verified again when the bundles change.
+  trustChanges: source,
   onPeerRejected: (error, address) => console.error(`refused ${address}: ${error.message}`),
 });
 server.bindAsync(`127.0.0.1:${process.env.PORT ?? 50051}`, credentials, (error, port) => {

@@ -7,8 +7,9 @@ import {
   experimental,
 } from "@grpc/grpc-js";
 import { openMtlsSocket } from "../spiffetls/client.js";
-import type { MtlsClientConfig } from "../spiffetls/config.js";
+import type { MtlsClientConfig, TrustChangeSource } from "../spiffetls/config.js";
 import { clientContexts, type SvidTracker } from "../spiffetls/svid-context.js";
+import { VerifiedConnections } from "./connections.js";
 
 /** What the gRPC client side needs: MtlsClientConfig, and who to tell about refusals. */
 export interface GrpcMtlsClientConfig extends MtlsClientConfig {
@@ -18,6 +19,13 @@ export interface GrpcMtlsClientConfig extends MtlsClientConfig {
    * only puts the error's text into the failed call's details; this gets the error itself.
    */
   onPeerRejected?: (error: Error) => void;
+  /**
+   * When it reports new bundles ("bundlesChanged", as an X509Source does), the server of
+   * every open connection is verified and authorized again; a connection that no longer
+   * passes is closed (grpc-js then reconnects, and the new connection is checked under
+   * the new bundles) and reported to `onPeerRejected`.
+   */
+  trustChanges?: TrustChangeSource;
 }
 
 /** The host and port a channel target names, for SNI and messages. */
@@ -35,10 +43,12 @@ function hostAndPort(target: experimental.GrpcUri): { host: string; port: number
 class MtlsChannelCredentials extends ChannelCredentials {
   private readonly config: GrpcMtlsClientConfig;
   private readonly contexts: SvidTracker<SecureContext> = clientContexts();
+  private readonly connections: VerifiedConnections;
 
   constructor(config: GrpcMtlsClientConfig) {
     super();
     this.config = config;
+    this.connections = new VerifiedConnections(config, (error) => config.onPeerRejected?.(error));
   }
 
   _isSecure(): boolean {
@@ -69,6 +79,7 @@ class MtlsChannelCredentials extends ChannelCredentials {
                 this.config.onPeerRejected?.(error);
                 reject(error);
               } else {
+                this.connections.add(tlsSocket);
                 resolve({ socket: tlsSocket, secure: true });
               }
             },

@@ -1,3 +1,3 @@
 export { type GrpcMtlsClientConfig, mtlsClientCredentials } from "./client.js";
 export { type CallWithAuthContext, peerIdFromCall } from "./peer.js";
-export { mtlsServerCredentials } from "./server.js";
+export { type GrpcMtlsServerConfig, mtlsServerCredentials } from "./server.js";

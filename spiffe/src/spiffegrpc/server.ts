@@ -3,7 +3,7 @@ import { TLSSocket } from "node:tls";
 import { ServerCredentials } from "@grpc/grpc-js";
 import { asError } from "../internal/error-message.js";
 import type { SpiffeId } from "../spiffeid/spiffeid.js";
-import type { MtlsServerConfig } from "../spiffetls/config.js";
+import type { MtlsServerConfig, TrustChangeSource } from "../spiffetls/config.js";
 import { MtlsError } from "../spiffetls/errors.js";
 import { authenticatePeer } from "../spiffetls/peer.js";
 import {
@@ -13,7 +13,20 @@ import {
   svidContextOptions,
 } from "../spiffetls/svid-context.js";
 import type { X509SvidSource } from "../x509svid/source.js";
+import { drop, VerifiedConnections } from "./connections.js";
 import { recordGrpcPeer } from "./peer.js";
+
+/** What the gRPC server side needs: MtlsServerConfig, and what to follow for trust changes. */
+export interface GrpcMtlsServerConfig extends MtlsServerConfig {
+  /**
+   * When it reports new bundles ("bundlesChanged", as an X509Source does), the client of
+   * every open connection is verified and authorized again, and the connections that no
+   * longer pass are closed and reported to `onPeerRejected`. gRPC connections live as
+   * long as their channel, so without it a client stays trusted after its trust domain's
+   * bundle was removed.
+   */
+  trustChanges?: TrustChangeSource;
+}
 
 /** Say when the SVID changed, as an X509Source does with "svidChanged". */
 interface SvidChangeEmitter {
@@ -26,13 +39,6 @@ function emitsSvidChanges(source: X509SvidSource): source is X509SvidSource & Sv
   return typeof candidate.on === "function" && typeof candidate.off === "function";
 }
 
-/** Drops a connection at once; the peer gets no data from us. */
-function drop(socket: TLSSocket): void {
-  // A reset racing the destroy must not surface as an unhandled 'error'.
-  socket.on("error", () => {});
-  socket.destroy();
-}
-
 /**
  * Server credentials for `@grpc/grpc-js` doing SPIFFE mTLS. grpc-js builds its own
  * HTTP/2 server, so there is no server object to put a check in front of, as
@@ -41,13 +47,14 @@ function drop(socket: TLSSocket): void {
  * Node's own "secure" listener: a refused peer never reaches HTTP/2, and so no handler.
  */
 class MtlsServerCredentials extends ServerCredentials {
-  private readonly config: MtlsServerConfig;
+  private readonly config: GrpcMtlsServerConfig;
   private readonly installed: SvidTracker<SecureContextOptions>;
+  private readonly connections: VerifiedConnections;
   private readonly onSvidChanged = (): void => {
     this.refreshSvid();
   };
 
-  constructor(config: MtlsServerConfig) {
+  constructor(config: GrpcMtlsServerConfig) {
     const installed = new SvidTracker(svidContextOptions);
     let initial: SecureContextOptions;
     try {
@@ -65,6 +72,9 @@ class MtlsServerCredentials extends ServerCredentials {
     const credentials = this;
     this.config = config;
     this.installed = installed;
+    this.connections = new VerifiedConnections(config, (error, socket) =>
+      config.onPeerRejected?.(error, socket.remoteAddress),
+    );
   }
 
   override _addWatcher(watcher: Parameters<ServerCredentials["_addWatcher"]>[0]): void {
@@ -151,6 +161,7 @@ class MtlsServerCredentials extends ServerCredentials {
       // Node's own verification cannot pass (no CA store), ours just did.
       socket.authorized = true;
       recordGrpcPeer(socket, peerId);
+      this.connections.add(socket);
       this.config.onPeerAccepted?.(peerId, socket);
       for (const listener of downstream) Reflect.apply(listener, socket, []);
     });
@@ -167,8 +178,9 @@ class MtlsServerCredentials extends ServerCredentials {
  *
  * A new SVID is installed as soon as an X509Source reports it ("svidChanged"); with any
  * other source, at the next handshake. Bundles are read at every handshake, so a new or
- * removed federated bundle counts from the next connection.
+ * removed federated bundle counts from the next connection, and with `trustChanges` for
+ * the open ones too.
  */
-export function mtlsServerCredentials(config: MtlsServerConfig): ServerCredentials {
+export function mtlsServerCredentials(config: GrpcMtlsServerConfig): ServerCredentials {
   return new MtlsServerCredentials(config);
 }

@@ -14,7 +14,6 @@ import {
 import { X509BundleSet } from "../bundle/x509bundle.js";
 import { parseWorkloadId, TrustDomain } from "../spiffeid/spiffeid.js";
 import { AuthorizationError, authorizeID, authorizeMemberOf } from "../spiffetls/authorize.js";
-import type { MtlsServerConfig } from "../spiffetls/config.js";
 import { MtlsError } from "../spiffetls/errors.js";
 import { type IssuedSvid, TestCa } from "../testing/ca.js";
 import { FakeWorkloadApi, type FakeX509Response } from "../testing/fake-workload-api.js";
@@ -22,6 +21,7 @@ import { X509Source } from "../workloadapi/x509source.js";
 import { VerificationError, type X509Svid, type X509SvidSource } from "../x509svid/index.js";
 import {
   type GrpcMtlsClientConfig,
+  type GrpcMtlsServerConfig,
   mtlsClientCredentials,
   mtlsServerCredentials,
   peerIdFromCall,
@@ -35,7 +35,9 @@ const WHO_AM_I = "/demo.Peers/WhoAmI";
 const bytes = (value: Buffer) => value;
 
 /** Serves WhoAmI, which answers the caller's SPIFFE ID as the handler sees it. */
-async function startServer(config: MtlsServerConfig): Promise<{ server: Server; port: number }> {
+async function startServer(
+  config: GrpcMtlsServerConfig,
+): Promise<{ server: Server; port: number }> {
   const server = new Server();
   server.addService(
     {
@@ -86,6 +88,13 @@ function whoAmI(client: Client): Promise<string> {
   });
 }
 
+/** Waits until the channel has a connection (grpc-js reconnecting with its backoff). */
+function waitForReady(client: Client): Promise<void> {
+  return new Promise((resolve, reject) =>
+    client.waitForReady(Date.now() + 5000, (error) => (error ? reject(error) : resolve())),
+  );
+}
+
 /** One call on a fresh channel, closed afterwards. */
 async function whoAmIOnce(port: number, config: GrpcMtlsClientConfig): Promise<string> {
   const client = whoAmIClient(port, config);
@@ -123,12 +132,19 @@ describe("gRPC credentials with X509Sources following fake agents", { timeout: 6
   let port: number;
   const serverRejected: Error[] = [];
   const presented: string[] = [];
+  let quotesResponse: FakeX509Response;
+  /** Changes what the stock market's agent serves. */
+  const serveQuotes = (x509: FakeX509Response): void => {
+    quotesResponse = x509;
+    stocksAgent.setX509(x509);
+  };
 
   const webappConfig = (): GrpcMtlsClientConfig => ({
     svidSource: webappSource,
     bundleSource: webappSource,
     authorizer: authorizeID(parseWorkloadId(QUOTES)),
     onPeerVerified: (_id, chain) => presented.push(chain[0]?.fingerprint256 ?? ""),
+    trustChanges: webappSource,
   });
 
   before(async () => {
@@ -141,7 +157,7 @@ describe("gRPC credentials with X509Sources following fake agents", { timeout: 6
         [STOCKS_TD]: stocksCa.bundleDer(),
       }),
     );
-    stocksAgent.setX509(
+    serveQuotes(
       response(QUOTES, await stocksCa.issue(QUOTES), stocksCa.bundleDer(), {
         [BROKER_TD]: brokerCa.bundleDer(),
       }),
@@ -155,6 +171,7 @@ describe("gRPC credentials with X509Sources following fake agents", { timeout: 6
       bundleSource: quotesSource,
       authorizer: authorizeID(parseWorkloadId(WEBAPP)),
       onPeerRejected: (error) => serverRejected.push(error),
+      trustChanges: quotesSource,
     }));
   });
 
@@ -196,9 +213,7 @@ describe("gRPC credentials with X509Sources following fake agents", { timeout: 6
       await brokerUpdated;
       const rotated = await newStocksCa.issue(QUOTES);
       const quotesUpdated = once(quotesSource, "svidChanged");
-      stocksAgent.setX509(
-        response(QUOTES, rotated, bothStocksCas, { [BROKER_TD]: brokerCa.bundleDer() }),
-      );
+      serveQuotes(response(QUOTES, rotated, bothStocksCas, { [BROKER_TD]: brokerCa.bundleDer() }));
       await quotesUpdated;
       // A new connection is served with the new SVID, straight away.
       assert.equal(await whoAmIOnce(port, webappConfig()), WEBAPP);
@@ -210,6 +225,56 @@ describe("gRPC credentials with X509Sources following fake agents", { timeout: 6
     }
     assert.deepEqual(failures, []);
     assert.ok(calls > 0, "calls were made during the rotation");
+  });
+
+  test("an open connection is dropped when the client's trust domain leaves the bundles", async () => {
+    const client = whoAmIClient(port, webappConfig());
+    try {
+      assert.equal(await whoAmI(client), WEBAPP);
+      const federated = quotesResponse;
+      const removed = once(quotesSource, "bundlesChanged");
+      serveQuotes({ ...federated, federatedBundles: {} });
+      await removed;
+      const dropped = serverRejected.at(-1);
+      assert.ok(dropped instanceof VerificationError, String(dropped));
+      assert.equal(dropped.code, "no-bundle");
+      // The same channel reconnects, and is refused under the new bundles.
+      await assert.rejects(
+        whoAmI(client),
+        (error: ServiceError) => error.code === status.UNAVAILABLE,
+      );
+
+      const restored = once(quotesSource, "bundlesChanged");
+      serveQuotes(federated);
+      await restored;
+      await waitForReady(client);
+      assert.equal(await whoAmI(client), WEBAPP);
+    } finally {
+      client.close();
+    }
+  });
+
+  test("an open connection is dropped when the server's trust domain leaves the bundles", async () => {
+    const clientRejected: Error[] = [];
+    const client = whoAmIClient(port, {
+      ...webappConfig(),
+      onPeerRejected: (error) => clientRejected.push(error),
+    });
+    try {
+      assert.equal(await whoAmI(client), WEBAPP);
+      const webapp = await brokerCa.issue(WEBAPP);
+      const removed = once(webappSource, "bundlesChanged");
+      brokerAgent.setX509(response(WEBAPP, webapp, brokerCa.bundleDer(), {}));
+      await removed;
+      assert.ok(clientRejected[0] instanceof VerificationError, String(clientRejected[0]));
+      assert.equal(clientRejected[0].code, "no-bundle");
+      await assert.rejects(
+        whoAmI(client),
+        (error: ServiceError) => error.code === status.UNAVAILABLE,
+      );
+    } finally {
+      client.close();
+    }
   });
 });
 
@@ -374,9 +439,7 @@ describe("gRPC credentials refuse peers during the handshake", { timeout: 60_000
       // The first handshake after the SVID arrives installs it; grpc-js reconnects.
       const client = whoAmIClient(port, clientOf(webappSvid));
       try {
-        await new Promise<void>((resolve, reject) =>
-          client.waitForReady(Date.now() + 5000, (error) => (error ? reject(error) : resolve())),
-        );
+        await waitForReady(client);
         assert.equal(await whoAmI(client), WEBAPP);
       } finally {
         client.close();
