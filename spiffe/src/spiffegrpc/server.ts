@@ -1,5 +1,4 @@
-import type { SecureContextOptions } from "node:tls";
-import { TLSSocket } from "node:tls";
+import { type SecureContextOptions, TLSSocket } from "node:tls";
 import { ServerCredentials } from "@grpc/grpc-js";
 import { asError } from "../internal/error-message.js";
 import type { SpiffeId } from "../spiffeid/spiffeid.js";
@@ -28,7 +27,7 @@ export interface GrpcMtlsServerConfig extends MtlsServerConfig {
   trustChanges?: TrustChangeSource;
 }
 
-/** Say when the SVID changed, as an X509Source does with "svidChanged". */
+/** Says when the SVID changed, as an X509Source does with "svidChanged". */
 interface SvidChangeEmitter {
   on(event: "svidChanged", listener: () => void): unknown;
   off(event: "svidChanged", listener: () => void): unknown;
@@ -60,8 +59,8 @@ class MtlsServerCredentials extends ServerCredentials {
     try {
       initial = installed.update(currentSvid(config.svidSource));
     } catch {
-      // No SVID yet: a context without one still lets handshakes start, and the first
-      // one installs the SVID once the source has it.
+      // No SVID yet: a context without one lets handshakes reach the ALPN callback, which
+      // refuses them until the SVID is installed (on "svidChanged", or by a handshake).
       initial = noSvidContextOptions();
     }
     // Not an arrow function: Node calls it with the handshake's TLSSocket as `this`.
