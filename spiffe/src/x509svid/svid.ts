@@ -16,6 +16,11 @@ import { parseSpiffeId, type SpiffeId } from "../spiffeid/spiffeid.js";
  */
 export class SvidError extends SpiffeError {}
 
+/** The chain as one byte string; DER is self-delimiting, so equal bytes mean equal chains. */
+function chainDer(certificates: readonly X509Certificate[]): Buffer {
+  return Buffer.concat(certificates.map((certificate) => certificate.raw));
+}
+
 function spkiDer(key: KeyObject): Buffer {
   const publicKey = key.type === "private" ? createPublicKey(key) : key;
   return publicKey.export({ type: "spki", format: "der" });
@@ -177,14 +182,10 @@ export class X509Svid {
    * same private key. Agents re-send unchanged SVIDs, and this tells those from a rotation.
    */
   equals(other: X509Svid | undefined): boolean {
-    if (other === this) return true;
-    if (other === undefined || other.certificates.length !== this.certificates.length) {
-      return false;
-    }
-    const theirs = other.certificates;
-    const sameChain = this.certificates.every(
-      (cert, i) => theirs[i]?.raw.equals(cert.raw) === true,
+    return (
+      other !== undefined &&
+      chainDer(this.certificates).equals(chainDer(other.certificates)) &&
+      this.privateKey.equals(other.privateKey)
     );
-    return sameChain && this.privateKey.equals(other.privateKey);
   }
 }

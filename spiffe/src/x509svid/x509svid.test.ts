@@ -462,6 +462,12 @@ describe("X509Svid", () => {
     const intermediate = await brokerCa.createIntermediate();
     const longer = (await intermediate.issue(WEBAPP)).svid();
     assert.ok(!svid.equals(longer) && !longer.equals(svid), "chains of other lengths");
+    const extended = new X509Svid(
+      svid.id,
+      [...svid.certificates, brokerCa.certificate],
+      svid.privateKey,
+    );
+    assert.ok(!svid.equals(extended) && !extended.equals(svid), "the same chain and one more");
     const sameLeafOtherKey = new X509Svid(svid.id, svid.certificates, rotated.privateKey);
     assert.ok(!svid.equals(sameLeafOtherKey), "the same chain with another key");
     const sameLengthOtherTail = new X509Svid(
