@@ -6,9 +6,9 @@ import {
   notFound,
   svidHealth,
 } from "@federation-demo/service-kit";
-import type { SpiffeId, X509Source } from "@federation-demo/spiffe";
 import type { Express } from "express";
 import type { Logger } from "pino";
+import type { SpiffeId, X509Source } from "spiffe-node";
 import { CoalescedCall } from "./coalesce.js";
 import { CONTENT_SECURITY_POLICY, type PageView, renderQuotesPage } from "./page.js";
 import type { Quote } from "./quote.js";

@@ -5,8 +5,8 @@ import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { FakeWorkloadApi, TestCa } from "@federation-demo/spiffe/testing";
 import { type BrowserContext, chromium } from "playwright-core";
+import { FakeWorkloadApi, TestCa } from "spiffe-node/testing";
 import {
   eventually,
   Federation,

@@ -7,15 +7,15 @@ import { createServer, type Server } from "node:http";
 import type { Server as HttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import { after, before, describe, it } from "node:test";
+import { pino } from "pino";
 import {
   authorizeID,
   createMtlsHttpsServer,
   parseWorkloadId,
   WorkloadApiAddress,
   X509BundleSet,
-} from "@federation-demo/spiffe";
-import { TestCa } from "@federation-demo/spiffe/testing";
-import { pino } from "pino";
+} from "spiffe-node";
+import { TestCa } from "spiffe-node/testing";
 import { createWebapp, type IdentitySource } from "./app.js";
 import { BundleHistory } from "./trust.js";
 import { QuotesClient } from "./upstream.js";

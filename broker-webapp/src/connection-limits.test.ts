@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { connect as connectTcp, type Socket } from "node:net";
 import { after, before, describe, it } from "node:test";
 import { connect as connectTls, type TLSSocket } from "node:tls";
-import { parseWorkloadId, X509Source } from "@federation-demo/spiffe";
+import { parseWorkloadId, X509Source } from "spiffe-node";
 import {
   Federation,
   QUOTES_ID,

@@ -8,7 +8,7 @@ import {
   listen,
   runService,
 } from "@federation-demo/service-kit";
-import { JwtSource } from "@federation-demo/spiffe";
+import { JwtSource } from "spiffe-node";
 import { createWebapp } from "./app.js";
 import { parseOptions } from "./options.js";
 import { BundleHistory } from "./trust.js";

@@ -3,8 +3,8 @@ import {
   serviceOptionsParser,
   workloadIdOption,
 } from "@federation-demo/service-kit";
-import type { SpiffeId } from "@federation-demo/spiffe";
 import { InvalidArgumentError, Option } from "commander";
+import type { SpiffeId } from "spiffe-node";
 
 /** The broker webapp's own options. */
 interface WebappOwnOptions {

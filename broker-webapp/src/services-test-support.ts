@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
 import { connect, createServer, type Socket } from "node:net";
 import { fileURLToPath } from "node:url";
-import { FakeWorkloadApi, type IssueOptions, TestCa } from "@federation-demo/spiffe/testing";
+import { FakeWorkloadApi, type IssueOptions, TestCa } from "spiffe-node/testing";
 
 /** The repository root, from broker-webapp/dist/ (tests) or broker-webapp/src/ (tsx). */
 export const REPO_ROOT = fileURLToPath(new URL("../../", import.meta.url));

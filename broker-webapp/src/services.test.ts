@@ -11,8 +11,8 @@ import {
   parseSpiffeId,
   X509BundleSet,
   type X509Svid,
-} from "@federation-demo/spiffe";
-import { TestCa } from "@federation-demo/spiffe/testing";
+} from "spiffe-node";
+import { TestCa } from "spiffe-node/testing";
 import {
   eventually,
   Federation,

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { X509Certificate } from "node:crypto";
 import { describe, it } from "node:test";
-import { TrustDomain, verifyX509Svid, X509Bundle, X509BundleSet } from "@federation-demo/spiffe";
-import { TestCa } from "@federation-demo/spiffe/testing";
+import { TrustDomain, verifyX509Svid, X509Bundle, X509BundleSet } from "spiffe-node";
+import { TestCa } from "spiffe-node/testing";
 import { authorityView, BundleHistory, issuerView, trustJson } from "./trust.js";
 
 const STOCKS = TrustDomain.parse("stocksmarket.org");

@@ -1,5 +1,5 @@
 import type { X509Certificate } from "node:crypto";
-import type { TrustDomain, X509Bundle, X509BundleSet } from "@federation-demo/spiffe";
+import type { TrustDomain, X509Bundle, X509BundleSet } from "spiffe-node";
 
 /** One CA certificate (authority) of a trust domain's bundle, as the trust panel shows it. */
 export interface AuthorityView {

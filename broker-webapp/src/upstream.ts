@@ -8,7 +8,7 @@ import {
   tlsConnector,
   type X509BundleSource,
   type X509SvidSource,
-} from "@federation-demo/spiffe";
+} from "spiffe-node";
 import { Agent, type Dispatcher, request } from "undici";
 import { parseQuotes, type Quote } from "./quote.js";
 import { type IssuerView, issuerView } from "./trust.js";

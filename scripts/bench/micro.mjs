@@ -17,8 +17,8 @@ import {
   TrustDomain,
   verifyX509Svid,
   X509BundleSet,
-} from "@federation-demo/spiffe";
-import { TestCa, TestJwtKey } from "@federation-demo/spiffe/testing";
+} from "spiffe-node";
+import { TestCa, TestJwtKey } from "spiffe-node/testing";
 import { request } from "undici";
 
 const VERIFY_ROUNDS = 2_000;

@@ -6,7 +6,7 @@ import { availableParallelism, cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
-import { FakeWorkloadApi, jwksOf, TestCa, TestJwtKey } from "@federation-demo/spiffe/testing";
+import { FakeWorkloadApi, jwksOf, TestCa, TestJwtKey } from "spiffe-node/testing";
 import { sTime, wrk } from "./loadgen.mjs";
 import { neverClosingTargets, runNeverClosingPhase } from "./never-closing.mjs";
 import { requireCommand, rssMb, ServiceProcess, stopAll, watch } from "./processes.mjs";

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { WorkloadApiAddress, workloadApiErrorFromStatus } from "@federation-demo/spiffe";
+import { WorkloadApiAddress, workloadApiErrorFromStatus } from "spiffe-node";
 import { adviseOnMissingSvid } from "./agent-advice.js";
 
 // gRPC status codes (service-kit does not depend on grpc-js itself).

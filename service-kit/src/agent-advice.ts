@@ -3,7 +3,7 @@ import {
   describeAgentProblem,
   diagnoseAgentProblem,
   type WorkloadApiAddress,
-} from "@federation-demo/spiffe";
+} from "spiffe-node";
 
 /** A workload's missing SVID in plain words, for the web page and the logs. */
 export interface AgentAdvice {

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { WorkloadApiAddress } from "@federation-demo/spiffe";
 import { CommanderError, InvalidArgumentError } from "commander";
+import { WorkloadApiAddress } from "spiffe-node";
 import {
   DEFAULT_SOCKET,
   exitCodeFor,

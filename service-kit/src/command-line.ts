@@ -1,10 +1,10 @@
+import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import {
   ENDPOINT_SOCKET_ENV,
   parseWorkloadId,
   type SpiffeId,
   WorkloadApiAddress,
-} from "@federation-demo/spiffe";
-import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
+} from "spiffe-node";
 
 /** The Workload API address when neither --socket nor SPIFFE_ENDPOINT_SOCKET gives one. */
 export const DEFAULT_SOCKET = "unix:///tmp/agent.sock";

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { SpiffeError } from "@federation-demo/spiffe";
-import { TestCa } from "@federation-demo/spiffe/testing";
+import { SpiffeError } from "spiffe-node";
+import { TestCa } from "spiffe-node/testing";
 import { svidHealth } from "./health.js";
 
 describe("svidHealth", () => {

@@ -1,4 +1,4 @@
-import type { X509Source } from "@federation-demo/spiffe";
+import type { X509Source } from "spiffe-node";
 
 /** What a source must tell for /healthz. */
 export type HealthSource = Pick<X509Source, "getX509Svid" | "refusedUpdates" | "lastRefusal">;

@@ -1,5 +1,5 @@
-import type { X509Source } from "@federation-demo/spiffe";
 import type { Logger } from "pino";
+import type { X509Source } from "spiffe-node";
 import { adviseOnMissingSvid } from "./agent-advice.js";
 
 /** How often to repeat "still waiting" while the agent has no SVID for us. */

@@ -1,5 +1,5 @@
-import { X509Source } from "@federation-demo/spiffe";
 import type { Logger } from "pino";
+import { X509Source } from "spiffe-node";
 import { parseCommandLineOrExit, type ServiceOptions } from "./command-line.js";
 import { logIdentityChanges } from "./identity-log.js";
 import { createLogger } from "./logger.js";

@@ -1,4 +1,4 @@
-import type { BackoffOptions } from "@federation-demo/spiffe";
+import type { BackoffOptions } from "spiffe-node";
 
 /**
  * How the demo's services retry the Workload API (refused with PERMISSION_DENIED until

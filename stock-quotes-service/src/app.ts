@@ -5,9 +5,9 @@ import {
   notFound,
   type SvidHealth,
 } from "@federation-demo/service-kit";
-import { peerIdOf } from "@federation-demo/spiffe";
 import type { Express, RequestHandler } from "express";
 import type { Logger } from "pino";
+import { peerIdOf } from "spiffe-node";
 import type { QuoteBook } from "./quotes.js";
 
 /** What createQuotesApp serves from. */

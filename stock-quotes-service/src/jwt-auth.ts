@@ -1,11 +1,11 @@
+import type { NextFunction, Request, Response } from "express";
+import type { Logger } from "pino";
 import {
   type JwtBundleSource,
   JwtSvidError,
   parseAndValidateJwtSvid,
   type SpiffeId,
-} from "@federation-demo/spiffe";
-import type { NextFunction, Request, Response } from "express";
-import type { Logger } from "pino";
+} from "spiffe-node";
 
 export interface JwtAuthOptions {
   /** The JWT bundles of every trust domain, federated ones included (a JwtSource). */

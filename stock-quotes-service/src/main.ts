@@ -18,7 +18,7 @@ import {
   createTlsHttpsServer,
   JwtSource,
   SpiffeError,
-} from "@federation-demo/spiffe";
+} from "spiffe-node";
 import { createHealthApp, createQuotesApp } from "./app.js";
 import { requireJwtSvid } from "./jwt-auth.js";
 import { parseOptions } from "./options.js";

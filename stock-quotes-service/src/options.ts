@@ -6,8 +6,8 @@ import {
   serviceOptionsParser,
   workloadIdOption,
 } from "@federation-demo/service-kit";
-import type { SpiffeId } from "@federation-demo/spiffe";
 import { Option } from "commander";
+import type { SpiffeId } from "spiffe-node";
 
 /** The stock quotes service's own options. */
 interface QuotesServiceOwnOptions {

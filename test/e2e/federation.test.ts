@@ -10,11 +10,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { connect } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import {
-  diagnoseAgentProblem,
-  WorkloadApiAddress,
-  WorkloadApiClient,
-} from "@federation-demo/spiffe";
+import { diagnoseAgentProblem, WorkloadApiAddress, WorkloadApiClient } from "spiffe-node";
 import {
   agentSocket,
   assertEachListsTheOther,

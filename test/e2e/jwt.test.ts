@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { hmacToken, TestJwtKey, unsignedToken } from "@federation-demo/spiffe/testing";
+import { hmacToken, TestJwtKey, unsignedToken } from "spiffe-node/testing";
 import { Agent, request } from "undici";
 import {
   agentSocket,

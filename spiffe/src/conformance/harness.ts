@@ -271,7 +271,7 @@ export async function openHarness(options: HarnessOptions = {}): Promise<Harness
         httpStatus: 200,
         body: {
           status: "ok",
-          sdk: "@federation-demo/spiffe",
+          sdk: "spiffe-node",
           sdk_version: packageVersion(),
           language: "typescript",
         },
