@@ -1,7 +1,8 @@
 // The tutorial's other roads in Docker mode, one lean flow each with one compose front end
 // (docker.test.ts runs the tutorial's own road with both): Web PKI bundle endpoints
-// (SPIRE_DEMO_PROFILE=https_web), and SPIFFE authentication with relationships made at run
-// time (SPIRE_DEMO_FEDERATION=api). Real SPIRE (the release in .env) in the containers of docker-compose.yml.
+// (SPIRE_DEMO_PROFILE=https_web), SPIFFE authentication with relationships made at run
+// time (SPIRE_DEMO_FEDERATION=api), and the JWT road (SPIRE_DEMO_AUTH=jwt: bad tokens
+// refused, broker.org's JWT authority rotated while the page loads every 200 ms). Real SPIRE (the release in .env) in the containers of docker-compose.yml.
 // It runs after docker.test.ts (file order), which provides the base images; the untrusted
 // certificate case runs in local mode only (variants.test.ts).
 //
@@ -21,6 +22,7 @@ import {
   spireServer,
   waitForPricedPage,
 } from "./demo.js";
+import { PageLoader } from "./page-loader.js";
 
 const QUOTES_ID = "spiffe://stocksmarket.org/quotes-service";
 const PAIRS = [
@@ -47,7 +49,31 @@ const VARIANTS = [
     value: "api",
     flags: ["--federation", "api"],
   },
+  {
+    name: "the JWT road (jwt): a JWT-SVID bearer token over TLS",
+    env: "SPIRE_DEMO_AUTH",
+    value: "jwt",
+    flags: ["--auth", "jwt"],
+  },
 ] as const;
+
+/**
+ * Asks the quotes service for quotes from inside the broker-webapp container (its port is
+ * not published), with `authorization` as the header (none when undefined); the status.
+ */
+async function quotesStatusFromWebappHost(authorization: string | undefined): Promise<number> {
+  const script = `
+    const https = require("https");
+    const headers = ${JSON.stringify(authorization === undefined ? {} : { authorization })};
+    https.get("https://stock-quotes-service:8090/quotes", { headers, rejectUnauthorized: false },
+      (res) => { console.log(res.statusCode); res.resume(); })
+      .on("error", (e) => { console.error(e.message); process.exit(1); });`;
+  const result = expectOk(
+    await compose(["exec", "-T", "broker-webapp", "node", "-e", script]),
+    "a request to the quotes service from the webapp's container",
+  );
+  return Number(result.stdout.trim());
+}
 
 describe("the tutorial's variants in Docker mode", { timeout: 1_800_000, skip: skipReason }, () => {
   let startedEngine = false;
@@ -127,7 +153,7 @@ describe("the tutorial's variants in Docker mode", { timeout: 1_800_000, skip: s
         if (variant.value === "https_web") {
           assert.match(step2.stdout, /no bootstrap is needed/);
           assert.doesNotMatch(step2.stdout, /spire-server bundle set/, "nobody runs bundle set");
-        } else {
+        } else if (variant.value === "api") {
           assert.match(
             step2.stdout,
             /spire-server federation create -trustDomain stocksmarket\.org/,
@@ -174,6 +200,54 @@ describe("the tutorial's variants in Docker mode", { timeout: 1_800_000, skip: s
           }
         }
       });
+
+      if (variant.value === "jwt") {
+        it("the quotes service refuses a missing, malformed or unsigned token with 401", {
+          timeout: 120_000,
+        }, async () => {
+          const b64 = (value: object) => Buffer.from(JSON.stringify(value)).toString("base64url");
+          const now = Math.floor(Date.now() / 1000);
+          const unsigned = `${b64({ alg: "none" })}.${b64({
+            sub: "spiffe://broker.org/webapp",
+            aud: [QUOTES_ID],
+            exp: now + 300,
+          })}.`;
+          for (const [what, header] of [
+            ["no token", undefined],
+            ["malformed", "Bearer not-a-jwt"],
+            ["alg none", `Bearer ${unsigned}`],
+          ] as const) {
+            assert.equal(await quotesStatusFromWebappHost(header), 401, what);
+          }
+          const logs = (await compose(["logs", "--no-color", "stock-quotes-service"])).stdout;
+          assert.match(logs, /unsupported-algorithm/, "the log says why the unsigned token failed");
+        });
+
+        it("step 4 rotates broker.org's JWT authority; every page load on the way is ok", {
+          timeout: 600_000,
+        }, async () => {
+          const loader = new PageLoader();
+          const started = Date.now();
+          loader.start();
+          try {
+            const rotation = await runScript("4-rotate-ca.sh", 540_000, "docker", [
+              ...variant.flags,
+              "broker.org",
+              "--what",
+              "jwt",
+            ]);
+            assert.match(rotation.stdout, /rotated: it signs with key \S+/);
+            await new Promise((resolve) => setTimeout(resolve, 3000));
+          } finally {
+            await loader.stop();
+          }
+          const loads = loader.between(started);
+          const counts = PageLoader.count(loads);
+          console.log(`Docker JWT authority rotation: ${PageLoader.describe(loads)}`);
+          assert.ok(counts.total > 50, `enough loads: ${PageLoader.describe(loads)}`);
+          assert.equal(counts.ok, counts.total, PageLoader.describe(loads));
+        });
+      }
 
       it("down -v", { timeout: 300_000 }, async () => {
         expectOk(await compose(["down", "-v"], 300_000), "compose down -v");
