@@ -3,12 +3,11 @@
 import { createServer } from "node:http";
 import {
   closeServer,
-  DEMO_WORKLOAD_API_BACKOFF,
   expressServerOptions,
+  jwtSourceFor,
   listen,
   runService,
 } from "@federation-demo/service-kit";
-import { JwtSource } from "spiffe-node";
 import { createWebapp } from "./app.js";
 import { parseOptions } from "./options.js";
 import { BundleHistory } from "./trust.js";
@@ -17,18 +16,11 @@ import { QuotesClient } from "./upstream.js";
 await runService({
   name: "broker-webapp",
   parseOptions,
-  async serve({ options, log, source, onShutdown }) {
+  async serve(context) {
+    const { options, log, source, onShutdown } = context;
     // The JWT road: a JWT-SVID for the quotes service's audience, cached and refreshed by
     // the source before it expires; and the JWT bundles, for the trust panel.
-    const jwtSource =
-      options.auth === "jwt"
-        ? new JwtSource({
-            address: options.socket,
-            backoff: DEMO_WORKLOAD_API_BACKOFF,
-            logger: log.child({ component: "workload-api-jwt" }),
-          })
-        : undefined;
-    if (jwtSource !== undefined) onShutdown(() => jwtSource.close());
+    const jwtSource = jwtSourceFor(context);
     const audience = options.quotesId.toString();
     const client = new QuotesClient({
       ...(jwtSource === undefined

@@ -1,4 +1,6 @@
-import type { BackoffOptions } from "spiffe-node";
+import type { Logger } from "pino";
+import { type BackoffOptions, JwtSource, type WorkloadApiAddress } from "spiffe-node";
+import type { AuthMode } from "./command-line.js";
 
 /**
  * How the demo's services retry the Workload API (refused with PERMISSION_DENIED until
@@ -9,3 +11,22 @@ import type { BackoffOptions } from "spiffe-node";
  * default cap is 5 s, matching SPIRE's default agent sync interval.
  */
 export const DEMO_WORKLOAD_API_BACKOFF: BackoffOptions = { initialMs: 100, maxMs: 500 };
+
+/**
+ * On the JWT road (`--auth jwt`), a JwtSource on the service's Workload API address with
+ * the demo's backoff, closed at shutdown; on the mTLS road, undefined.
+ */
+export function jwtSourceFor(context: {
+  options: { auth: AuthMode; socket: WorkloadApiAddress };
+  log: Logger;
+  onShutdown(close: () => unknown): void;
+}): JwtSource | undefined {
+  if (context.options.auth !== "jwt") return undefined;
+  const source = new JwtSource({
+    address: context.options.socket,
+    backoff: DEMO_WORKLOAD_API_BACKOFF,
+    logger: context.log.child({ component: "workload-api-jwt" }),
+  });
+  context.onShutdown(() => source.close());
+  return source;
+}

@@ -5,8 +5,8 @@ import {
   capConnections,
   closeServer,
   connectionLimitOptions,
-  DEMO_WORKLOAD_API_BACKOFF,
   expressServerOptions,
+  jwtSourceFor,
   listen,
   runService,
   svidHealth,
@@ -16,7 +16,6 @@ import {
   authorizeID,
   createMtlsHttpsServer,
   createTlsHttpsServer,
-  JwtSource,
   SpiffeError,
 } from "spiffe-node";
 import { createHealthApp, createQuotesApp } from "./app.js";
@@ -32,16 +31,8 @@ await runService({
     const { options, log, source, onShutdown } = context;
     const health = () => svidHealth(source);
     // The JWT road: the JWT bundles of every trust domain, to validate bearer tokens locally.
-    const jwtSource =
-      options.auth === "jwt"
-        ? new JwtSource({
-            address: options.socket,
-            backoff: DEMO_WORKLOAD_API_BACKOFF,
-            logger: log.child({ component: "workload-api-jwt" }),
-          })
-        : undefined;
+    const jwtSource = jwtSourceFor(context);
     if (jwtSource !== undefined) {
-      onShutdown(() => jwtSource.close());
       jwtSource.on("bundlesChanged", (bundles) => {
         const keys = Object.fromEntries(
           bundles.bundles().map((bundle) => [bundle.trustDomain.name, bundle.keyIds()]),
