@@ -10,19 +10,13 @@ import { messageOf } from "../internal/error-message.js";
 import { nameConstraintViolation } from "../internal/nameconstraints.js";
 import { judgeSignatureAlgorithm, signingKeyProblem } from "../internal/sigalg.js";
 import type { SpiffeId } from "../spiffeid/spiffeid.js";
-import { checkLeafUsage, leafSpiffeId, type RuleFailure } from "./rules.js";
+import { checkLeafUsage, type LeafRule, leafSpiffeId, type RuleFailure } from "./rules.js";
 
 /** Which peer-validation rule a chain broke. */
 export type VerificationRule =
   | "empty-chain"
-  | "no-uri-san"
-  | "multiple-uri-sans"
-  | "invalid-spiffe-id"
-  | "missing-path"
-  | "leaf-is-ca"
-  | "no-digital-signature"
-  | "key-cert-sign"
-  | "crl-sign"
+  /** The leaf breaks one of the rules it shares with parsing one's own SVID (rules.ts). */
+  | LeafRule
   | "no-bundle"
   | "expired"
   | "not-yet-valid"
